@@ -1,0 +1,117 @@
+//! `koji_hosts`: every builder's capacity, load, readiness, last check-in, channels, and the
+//! tasks it runs, in whichever schema layout the hub has.
+
+use std::collections::HashMap;
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+use super::{CollectContext, CollectError};
+use crate::metric_families::{Families, Gauges, Infos};
+
+/// Label set of the per-host gauges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HostLabels {
+    /// Koji host name.
+    pub host: String,
+}
+
+/// Label set of `koji_host_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HostInfoLabels {
+    /// Koji host name.
+    pub host: String,
+    /// Space-separated arches, as Koji stores them.
+    pub arches: String,
+    /// Comma-separated channel names, sorted.
+    pub channels: String,
+}
+
+/// Label set of `koji_host_tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HostTaskLabels {
+    /// Koji host name.
+    pub host: String,
+    /// `open` or `assigned`.
+    pub state: String,
+}
+
+/// Active tasks per host and state. `task_by_state` narrows the scan to the few active rows
+/// however many finished tasks the table holds.
+pub const HOST_TASKS: &str = "
+SELECT host_id, state, count(*)::float8 AS tasks
+  FROM task
+ WHERE state IN (1, 4) AND host_id IS NOT NULL
+ GROUP BY host_id, state";
+
+/// Koji's numbers for the task states a host can hold.
+const HOST_TASK_STATES: [(i32, &str); 2] = [(1, "open"), (4, "assigned")];
+
+/// Reads hosts and their tasks.
+pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
+    let client = context.hub()?.client().await?;
+    let layout = ::koji_db::detect_layout(&client).await?;
+    let hosts = ::koji_db::list_hosts(&client, layout).await?;
+    let mut tasks_by_host: HashMap<(i32, i32), f64> = HashMap::new();
+    for row in client.query(HOST_TASKS, &[]).await? {
+        tasks_by_host.insert((row.get("host_id"), row.get("state")), row.get("tasks"));
+    }
+
+    let mut capacity = Gauges::new(
+        "koji_host_capacity",
+        "Task weight the Koji scheduler may assign to the host at once.",
+    );
+    let mut task_load = Gauges::new(
+        "koji_host_task_load",
+        "Weight of the tasks the host reported running at its last check-in.",
+    );
+    let mut ready = Gauges::new(
+        "koji_host_ready",
+        "Whether the host reported itself ready for tasks (0 when, e.g., short of disk space).",
+    );
+    let mut enabled = Gauges::new("koji_host_enabled", "Whether the host is enabled in Koji.");
+    let mut last_update = Gauges::new(
+        "koji_host_last_update_timestamp_seconds",
+        "When the host last checked in with the hub (host.update_time, Koji 1.33+).",
+    );
+    let mut info = Infos::new("koji_host_info", "Koji host metadata: arches and channels.");
+    let mut host_tasks = Gauges::new(
+        "koji_host_tasks",
+        "Active tasks on the host by state (open, assigned).",
+    );
+    for host in &hosts {
+        let labels = HostLabels {
+            host: host.name.clone(),
+        };
+        capacity.push(labels.clone(), host.capacity);
+        task_load.push(labels.clone(), host.task_load);
+        ready.push(labels.clone(), f64::from(u8::from(host.ready)));
+        enabled.push(labels.clone(), f64::from(u8::from(host.enabled)));
+        if let Some(seconds) = host.last_update {
+            last_update.push(labels, seconds);
+        }
+        info.push(HostInfoLabels {
+            host: host.name.clone(),
+            arches: host.arches.clone(),
+            channels: host.channels.join(","),
+        });
+        for (state, state_name) in HOST_TASK_STATES {
+            let count = tasks_by_host.get(&(host.id, state)).copied().unwrap_or(0.0);
+            host_tasks.push(
+                HostTaskLabels {
+                    host: host.name.clone(),
+                    state: state_name.into(),
+                },
+                count,
+            );
+        }
+    }
+    Ok(vec![
+        capacity.boxed(),
+        task_load.boxed(),
+        ready.boxed(),
+        enabled.boxed(),
+        last_update.boxed(),
+        info.boxed(),
+        host_tasks.boxed(),
+    ])
+}

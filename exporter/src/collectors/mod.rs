@@ -1,0 +1,177 @@
+//! Every collector, the table of their names and defaults, and the dispatch to them.
+//!
+//! | collector          | default | reads                                             |
+//! |--------------------|---------|---------------------------------------------------|
+//! | `koji_db`          | on      | hub database reachability and schema layout       |
+//! | `koji_hosts`       | on      | `host` / `host_config`, `host_channels`, tasks per host |
+//! | `koji_tasks`       | on      | the active task queue per channel                 |
+//! | `pg_stat_activity` | on      | connections by user and state, connection slots   |
+
+pub mod koji_db;
+pub mod koji_hosts;
+pub mod koji_tasks;
+pub mod pg_stat_activity;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::hub_database::{HubDatabase, HubDatabaseError};
+use crate::metric_families::Families;
+
+/// A collector, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CollectorId {
+    /// `koji_db_up`, `koji_hub_schema_info`.
+    KojiDb,
+    /// Per-host capacity, load, readiness, channels and tasks.
+    KojiHosts,
+    /// The active task queue.
+    KojiTasks,
+    /// `pg_stat_activity` and connection slot settings.
+    PgStatActivity,
+}
+
+/// One row of the collector table.
+struct CollectorEntry {
+    id: CollectorId,
+    name: &'static str,
+    enabled_by_default: bool,
+    help: &'static str,
+}
+
+/// The one table of every collector, its flag name and its default.
+const TABLE: &[CollectorEntry] = &[
+    CollectorEntry {
+        id: CollectorId::KojiDb,
+        name: "koji_db",
+        enabled_by_default: true,
+        help: "hub database reachability and Koji schema layout",
+    },
+    CollectorEntry {
+        id: CollectorId::KojiHosts,
+        name: "koji_hosts",
+        enabled_by_default: true,
+        help: "builders: capacity, task load, ready, enabled, last check-in, channels, tasks",
+    },
+    CollectorEntry {
+        id: CollectorId::KojiTasks,
+        name: "koji_tasks",
+        enabled_by_default: true,
+        help: "active task queue by state and channel, oldest free task",
+    },
+    CollectorEntry {
+        id: CollectorId::PgStatActivity,
+        name: "pg_stat_activity",
+        enabled_by_default: true,
+        help: "hub database connections by user and state, stale connections, slots",
+    },
+];
+
+impl CollectorId {
+    fn entry(self) -> &'static CollectorEntry {
+        TABLE
+            .iter()
+            .find(|entry| entry.id == self)
+            .expect("every collector has a table row")
+    }
+
+    /// The name used in flags, config and the `collector` label.
+    pub fn name(self) -> &'static str {
+        self.entry().name
+    }
+
+    /// A one-line description for `--help`.
+    pub fn help(self) -> &'static str {
+        self.entry().help
+    }
+
+    /// Whether the collector runs when neither config nor flags mention it.
+    pub fn enabled_by_default(self) -> bool {
+        self.entry().enabled_by_default
+    }
+
+    /// Looks a collector up by name.
+    pub fn from_name(name: &str) -> Option<CollectorId> {
+        TABLE
+            .iter()
+            .find(|entry| entry.name == name)
+            .map(|entry| entry.id)
+    }
+
+    /// Every collector, in table order.
+    pub fn all() -> impl Iterator<Item = CollectorId> {
+        TABLE.iter().map(|entry| entry.id)
+    }
+
+    /// Every collector name, in table order.
+    pub fn names() -> Vec<&'static str> {
+        TABLE.iter().map(|entry| entry.name).collect()
+    }
+
+    /// Whether the collector reads the hub database.
+    pub fn needs_database(self) -> bool {
+        matches!(
+            self,
+            CollectorId::KojiDb
+                | CollectorId::KojiHosts
+                | CollectorId::KojiTasks
+                | CollectorId::PgStatActivity
+        )
+    }
+
+    /// Gathers this collector's metrics for one scrape.
+    pub async fn collect(self, context: &CollectContext) -> Result<Families, CollectError> {
+        match self {
+            CollectorId::KojiDb => koji_db::collect(context).await,
+            CollectorId::KojiHosts => koji_hosts::collect(context).await,
+            CollectorId::KojiTasks => koji_tasks::collect(context).await,
+            CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
+        }
+    }
+}
+
+/// What a collector may use during one scrape.
+#[derive(Debug, Clone)]
+pub struct CollectContext {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The hub database pool.
+    pub hub: Option<HubDatabase>,
+    /// When the scrape gives up on every collector.
+    pub deadline: Instant,
+}
+
+impl CollectContext {
+    /// The hub database, or the error saying it is not configured.
+    pub fn hub(&self) -> Result<&HubDatabase, CollectError> {
+        self.hub.as_ref().ok_or(CollectError::NoDatabase)
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Why a collector produced nothing this scrape. The scrape itself still succeeds.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// No hub database is configured.
+    #[error("no hub database configured")]
+    NoDatabase,
+    /// No connection could be had.
+    #[error(transparent)]
+    Database(#[from] HubDatabaseError),
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// The Koji schema could not be read.
+    #[error(transparent)]
+    Koji(#[from] ::koji_db::KojiDbError),
+    /// The collector did not finish before the scrape deadline.
+    #[error("timed out")]
+    Timeout,
+}

@@ -1,0 +1,163 @@
+//! `pg_stat_activity`: the hub database's connections by user and state, how old they are,
+//! how many are stale, and how many slots the server has.
+//!
+//! The runbook's "builders won't connect" failure is connection slots filled by backends a
+//! crashed hub left behind; stale connections and slot usage are what its alert compares.
+//! Reading other users' `query_start` needs the `pg_monitor` (or `pg_read_all_stats`) role.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+use super::{CollectContext, CollectError};
+use crate::metric_families::{Families, Gauges};
+
+/// Label set of `koji_db_connections`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// Database name.
+    pub datname: String,
+    /// Database user.
+    pub usename: String,
+    /// Backend state (`active`, `idle`, `idle in transaction`, ...).
+    pub state: String,
+}
+
+/// Label set of the per-user-and-state ages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelSet)]
+pub struct UserStateLabels {
+    /// Database user.
+    pub usename: String,
+    /// Backend state.
+    pub state: String,
+}
+
+/// Label set of `koji_db_stale_connections`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelSet)]
+pub struct UserLabels {
+    /// Database user.
+    pub usename: String,
+}
+
+/// Client backends grouped by database, user and state. A connection is stale when its last
+/// query started longer ago than `$1` seconds (or, if it never ran one, when it connected).
+/// Ages are computed by the server, so clocks and time zones never disagree.
+pub const CONNECTIONS: &str = "
+SELECT coalesce(datname, '')::text AS datname,
+       coalesce(usename, '')::text AS usename,
+       coalesce(state, 'unknown') AS state,
+       count(*)::float8 AS connections,
+       extract(epoch FROM max(now() - backend_start))::float8 AS max_connection_age,
+       extract(epoch FROM max(now() - query_start))::float8 AS max_query_age,
+       count(*) FILTER (WHERE coalesce(query_start, backend_start)
+                              < now() - make_interval(secs => $1))::float8 AS stale
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend'
+ GROUP BY 1, 2, 3";
+
+/// Connection slot settings.
+pub const SLOTS: &str = "
+SELECT current_setting('max_connections')::float8 AS max_connections,
+       current_setting('superuser_reserved_connections')::float8 AS reserved";
+
+/// Per (user, state) maxima, folded over databases.
+#[derive(Default)]
+struct Ages {
+    connection: f64,
+    query: Option<f64>,
+}
+
+/// Reads connections and slots.
+pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
+    let client = context.hub()?.client().await?;
+    let threshold = context.config.database.stale_connection_age.as_secs_f64();
+    let rows = client.query(CONNECTIONS, &[&threshold]).await?;
+    let slots = client.query_one(SLOTS, &[]).await?;
+
+    let mut connections = Gauges::new(
+        "koji_db_connections",
+        "Client connections to the database server by database, user and state.",
+    );
+    let mut ages: BTreeMap<UserStateLabels, Ages> = BTreeMap::new();
+    let mut stale: BTreeMap<UserLabels, f64> = context
+        .config
+        .database
+        .koji_users
+        .iter()
+        .map(|user| {
+            (
+                UserLabels {
+                    usename: user.clone(),
+                },
+                0.0,
+            )
+        })
+        .collect();
+    for row in &rows {
+        let usename: String = row.get("usename");
+        let state: String = row.get("state");
+        connections.push(
+            ConnectionLabels {
+                datname: row.get("datname"),
+                usename: usename.clone(),
+                state: state.clone(),
+            },
+            row.get("connections"),
+        );
+        let entry = ages
+            .entry(UserStateLabels {
+                usename: usename.clone(),
+                state,
+            })
+            .or_default();
+        let connection_age: Option<f64> = row.get("max_connection_age");
+        entry.connection = entry.connection.max(connection_age.unwrap_or(0.0));
+        if let Some(query_age) = row.get::<_, Option<f64>>("max_query_age") {
+            entry.query = Some(entry.query.map_or(query_age, |age| age.max(query_age)));
+        }
+        *stale.entry(UserLabels { usename }).or_default() += row.get::<_, f64>("stale");
+    }
+
+    let mut connection_age = Gauges::new(
+        "koji_db_connection_max_age_seconds",
+        "Age of the oldest connection by user and state.",
+    );
+    let mut query_age = Gauges::new(
+        "koji_db_query_max_age_seconds",
+        "Time since the oldest last-query start by user and state.",
+    );
+    for (labels, age) in ages {
+        connection_age.push(labels.clone(), age.connection);
+        if let Some(query) = age.query {
+            query_age.push(labels, query);
+        }
+    }
+    let mut stale_connections = Gauges::new(
+        "koji_db_stale_connections",
+        "Connections whose last query started longer ago than the stale threshold, by user.",
+    );
+    for (labels, count) in stale {
+        stale_connections.push(labels, count);
+    }
+    Ok(vec![
+        connections.boxed(),
+        connection_age.boxed(),
+        query_age.boxed(),
+        stale_connections.boxed(),
+        Gauges::single(
+            "koji_db_stale_connection_threshold_seconds",
+            "Age of last query beyond which a connection counts as stale (configured).",
+            threshold,
+        ),
+        Gauges::single(
+            "koji_db_max_connections",
+            "The server's max_connections setting.",
+            slots.get("max_connections"),
+        ),
+        Gauges::single(
+            "koji_db_superuser_reserved_connections",
+            "Slots of max_connections reserved for superusers.",
+            slots.get("reserved"),
+        ),
+    ])
+}

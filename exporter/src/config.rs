@@ -1,0 +1,191 @@
+//! The exporter's configuration file (TOML), parsed strictly, and its embedded default.
+//!
+//! Unknown keys are errors that name the key and the file, so a typo never silently falls
+//! back to a default. Secrets never sit in the file or on the command line: the database
+//! URL may come from `KOJI_EXPORTER_DB_URL` and its password from `database.password_file`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::collectors::CollectorId;
+
+/// Environment variable that overrides `database.url`.
+pub const DB_URL_ENV: &str = "KOJI_EXPORTER_DB_URL";
+
+/// Where the exporter listens when neither flag nor file says: this host only.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9866";
+
+/// The hub database a stock Koji install uses, tried when nothing else is configured.
+pub const DEFAULT_DB_URL: &str = "postgresql://koji@localhost/koji";
+
+/// Everything the configuration file can say.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP listener and scrape behaviour.
+    pub web: WebConfig,
+    /// Collector name to enabled flag; names not listed keep their default.
+    pub collectors: BTreeMap<String, bool>,
+    /// The hub database.
+    pub database: DatabaseConfig,
+}
+
+/// `[web]`: where to listen and how long a scrape may take.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// `host:port` to listen on.
+    pub listen_address: String,
+    /// Upper bound for one scrape; Prometheus' own `X-Prometheus-Scrape-Timeout-Seconds`
+    /// header lowers it further.
+    #[serde(with = "humantime_serde")]
+    pub scrape_timeout: Duration,
+}
+
+/// `[database]`: the Koji hub's PostgreSQL.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// libpq-style URL or key=value string; `KOJI_EXPORTER_DB_URL` overrides it.
+    pub url: Option<String>,
+    /// File whose first line is the password, for URLs that carry none.
+    pub password_file: Option<PathBuf>,
+    /// How long to wait for a new connection before reporting the database down.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Connections kept open to the database (one per database collector suffices).
+    pub pool_size: usize,
+    /// A connection whose last query started longer ago than this is stale (the runbook
+    /// uses 40 minutes: longer than the restarted hub can have been up).
+    #[serde(with = "humantime_serde")]
+    pub stale_connection_age: Duration,
+    /// Database users whose stale connection count is always exported, 0 included, so alert
+    /// rules have a series to compare (the hub's user is usually `koji`).
+    pub koji_users: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen_address: DEFAULT_LISTEN_ADDRESS.into(),
+            scrape_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            password_file: None,
+            connect_timeout: Duration::from_secs(3),
+            pool_size: 4,
+            stale_connection_age: Duration::from_secs(40 * 60),
+            koji_users: vec!["koji".into()],
+        }
+    }
+}
+
+/// Why a configuration could not be used. Each message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's error, which names the key, line and column.
+        source: toml::de::Error,
+    },
+    /// A value is well-formed but unusable.
+    #[error("invalid config file {path}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file, or `<embedded default>`.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        for name in self.collectors.keys() {
+            if CollectorId::from_name(name).is_none() {
+                return Err(invalid(
+                    &format!("collectors.{name}"),
+                    format!(
+                        "unknown collector; known: {}",
+                        CollectorId::names().join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.web.scrape_timeout.is_zero() {
+            return Err(invalid("web.scrape_timeout", "must be more than 0".into()));
+        }
+        if self.database.connect_timeout.is_zero() {
+            return Err(invalid(
+                "database.connect_timeout",
+                "must be more than 0".into(),
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1".into()));
+        }
+        if let Some(url) = &self.database.url {
+            if let Err(error) = url.parse::<tokio_postgres::Config>() {
+                return Err(invalid(
+                    "database.url",
+                    format!("not a PostgreSQL connection string: {error}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the environment, else the file, else Koji's default.
+    pub fn database_url(&self) -> String {
+        std::env::var(DB_URL_ENV)
+            .ok()
+            .filter(|url| !url.is_empty())
+            .or_else(|| self.database.url.clone())
+            .unwrap_or_else(|| DEFAULT_DB_URL.into())
+    }
+}

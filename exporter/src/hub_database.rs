@@ -1,0 +1,103 @@
+//! The connection pool to the Koji hub database, tuned so that a dead or hung database
+//! costs a scrape no more than its timeout.
+//!
+//! Every connection is read-only, names itself `koji-exporter` in `pg_stat_activity`, and
+//! carries a server-side `statement_timeout`, so a query the scrape gave up on does not
+//! keep running. A pooled connection is verified before reuse, which is how the pool
+//! notices a restarted server and reconnects without the exporter restarting.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::NoTls;
+
+use crate::config::{Config, DB_URL_ENV};
+
+/// Why the hub database could not be set up or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum HubDatabaseError {
+    /// The connection string did not parse (never echoed: it may hold a password).
+    #[error("{source_name} is not a PostgreSQL connection string: {reason}")]
+    BadUrl {
+        /// `database.url` or the environment variable.
+        source_name: &'static str,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The password file could not be read.
+    #[error("cannot read database.password_file {path}: {source}")]
+    PasswordFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The pool could not be built.
+    #[error("cannot build the connection pool: {0}")]
+    Build(#[from] deadpool_postgres::BuildError),
+    /// No connection could be had (refused, timed out, authentication failed).
+    #[error("hub database unavailable: {0}")]
+    Unavailable(#[from] deadpool_postgres::PoolError),
+}
+
+/// A pool of connections to the hub database.
+#[derive(Debug, Clone)]
+pub struct HubDatabase {
+    pool: Pool,
+}
+
+impl HubDatabase {
+    /// Builds the pool; connects lazily, so a database that is down now is no error.
+    pub fn new(config: &Config) -> Result<HubDatabase, HubDatabaseError> {
+        let source_name = if std::env::var(DB_URL_ENV).is_ok_and(|v| !v.is_empty()) {
+            DB_URL_ENV
+        } else {
+            "database.url"
+        };
+        let mut pg: tokio_postgres::Config =
+            config
+                .database_url()
+                .parse()
+                .map_err(|error: tokio_postgres::Error| HubDatabaseError::BadUrl {
+                    source_name,
+                    reason: error.to_string(),
+                })?;
+        if let Some(path) = &config.database.password_file {
+            let password =
+                std::fs::read_to_string(path).map_err(|source| HubDatabaseError::PasswordFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            pg.password(password.lines().next().unwrap_or_default());
+        }
+        let connect_timeout = config.database.connect_timeout;
+        let statement_timeout = config.web.scrape_timeout.as_millis();
+        pg.connect_timeout(connect_timeout)
+            .application_name("koji-exporter")
+            .options(format!(
+                "-c default_transaction_read_only=on -c statement_timeout={statement_timeout}"
+            ));
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.database.pool_size)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(connect_timeout),
+                create: Some(connect_timeout),
+                recycle: Some(connect_timeout.min(Duration::from_secs(1))),
+            })
+            .build()?;
+        Ok(HubDatabase { pool })
+    }
+
+    /// A verified connection, or an error within the connect timeout.
+    pub async fn client(&self) -> Result<Object, HubDatabaseError> {
+        Ok(self.pool.get().await?)
+    }
+}

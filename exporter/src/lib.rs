@@ -1,0 +1,54 @@
+//! koji-exporter: Prometheus metrics for a Koji build system.
+//!
+//! - [`cli`]: command-line flags and how they combine with the configuration file.
+//! - [`config`]: the TOML configuration, parsed strictly, and its embedded default.
+//! - [`collectors`]: the collector table and one module per collector.
+//! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
+//! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
+//! - [`scrape`]: one scrape: concurrent collection under a deadline, then encoding.
+//! - [`server`]: the HTTP router and server.
+//! - [`logging`]: tracing setup.
+//!
+//! [`run`] ties them together for `main` and for tests that want a real server.
+
+pub mod cli;
+pub mod collectors;
+pub mod config;
+pub mod hub_database;
+pub mod logging;
+pub mod metric_families;
+pub mod scrape;
+pub mod server;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::collectors::CollectorId;
+use crate::config::Config;
+use crate::hub_database::{HubDatabase, HubDatabaseError};
+use crate::scrape::Scraper;
+
+/// Builds the scraper for `config` running `collectors`; the hub pool is made only when a
+/// database collector runs.
+pub fn scraper(
+    config: Config,
+    collectors: Vec<CollectorId>,
+) -> Result<Arc<Scraper>, HubDatabaseError> {
+    let hub = if collectors.iter().any(|id| id.needs_database()) {
+        Some(HubDatabase::new(&config)?)
+    } else {
+        None
+    };
+    Ok(Arc::new(Scraper::new(Arc::new(config), hub, collectors)))
+}
+
+/// Serves metrics on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    scraper: Arc<Scraper>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, scraper, shutdown).await
+}

@@ -1,0 +1,44 @@
+//! koji-exporter's entry point: parse flags, load config, serve until SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use koji_exporter::config::Config;
+use koji_exporter::{cli, logging};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = cli::parse(std::env::args_os()).unwrap_or_else(|error| error.exit());
+    logging::init(cli.log_format, &cli.log_level);
+    let config = match &cli.config_file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let collectors = cli.enabled_collectors(&config);
+    let listen_address = cli.listen_address(&config);
+    let names: Vec<&str> = collectors.iter().map(|id| id.name()).collect();
+    let scraper = koji_exporter::scraper(config, collectors.clone())?;
+    if cli.check_config {
+        println!("configuration ok; collectors: {}", names.join(", "));
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(&listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {listen_address}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        collectors = %names.join(","),
+        "koji-exporter listening"
+    );
+    koji_exporter::run(listener, scraper, shutdown_signal()).await?;
+    tracing::info!("koji-exporter stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM (systemd, Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,155 @@
+//! Snapshots of metric families, made during collection and encoded afterwards.
+//!
+//! prometheus-client's `Collector::encode` cannot await, so collectors first gather their
+//! values asynchronously into these plain structures, and the scrape then registers them
+//! in a fresh registry and encodes them synchronously.
+
+use std::fmt::Debug;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+/// The metric families one collector produced in one scrape.
+pub type Families = Vec<Box<dyn Collector>>;
+
+/// The empty label set, for families with a single unlabelled sample.
+pub type NoLabels = [(&'static str, &'static str); 0];
+
+/// A gauge family: one value per label set.
+#[derive(Debug)]
+pub struct Gauges<L> {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(L, f64)>,
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Gauges<L> {
+    /// A family named `name` in full (with its unit suffix, if any, as users query it).
+    pub fn new(name: &'static str, help: &'static str) -> Self {
+        Gauges {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds one sample.
+    pub fn push(&mut self, labels: L, value: f64) {
+        self.samples.push((labels, value));
+    }
+
+    /// Adds one sample and returns the family, for chaining.
+    pub fn with(mut self, labels: L, value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
+
+    /// Boxes the family for a collector's result.
+    pub fn boxed(self) -> Box<dyn Collector> {
+        Box::new(self)
+    }
+}
+
+impl Gauges<NoLabels> {
+    /// A family with a single unlabelled sample.
+    pub fn single(name: &'static str, help: &'static str, value: f64) -> Box<dyn Collector> {
+        Gauges::<NoLabels>::new(name, help).with([], value).boxed()
+    }
+}
+
+/// Splits the unit suffix off a metric name, so the encoder writes it back together with an
+/// OpenMetrics `# UNIT` line.
+fn split_unit(name: &str) -> (&str, Option<Unit>) {
+    for (suffix, unit) in [("_seconds", Unit::Seconds), ("_bytes", Unit::Bytes)] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            return (base, Some(unit));
+        }
+    }
+    (name, None)
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Gauges<L> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // A family without samples (say, update times on a schema that has none) is left
+        // out rather than announced empty.
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        let (base, unit) = split_unit(self.name);
+        let mut family =
+            encoder.encode_descriptor(base, self.help, unit.as_ref(), MetricType::Gauge)?;
+        for (labels, value) in &self.samples {
+            family.encode_family(labels)?.encode_gauge(value)?;
+        }
+        Ok(())
+    }
+}
+
+/// An info family: metadata carried in labels, value always 1.
+#[derive(Debug)]
+pub struct Infos<L> {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<L>,
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Infos<L> {
+    /// A family named `name` in full; it must end in `_info`.
+    pub fn new(name: &'static str, help: &'static str) -> Self {
+        debug_assert!(name.ends_with("_info"));
+        Infos {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds one label set.
+    pub fn push(&mut self, labels: L) {
+        self.samples.push(labels);
+    }
+
+    /// Adds one label set and returns the family, for chaining.
+    pub fn with(mut self, labels: L) -> Self {
+        self.push(labels);
+        self
+    }
+
+    /// Boxes the family for a collector's result.
+    pub fn boxed(self) -> Box<dyn Collector> {
+        Box::new(self)
+    }
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Infos<L> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        // The encoder appends `_info` itself.
+        let base = self.name.strip_suffix("_info").unwrap_or(self.name);
+        let mut family = encoder.encode_descriptor(base, self.help, None, MetricType::Info)?;
+        for labels in &self.samples {
+            family.encode_info(labels)?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats an error with its whole `source()` chain, since tokio-postgres puts the server's
+/// message (the part on-call needs) in the source, not in the top-level text.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,125 @@
+//! The HTTP surface: `/metrics`, `/healthz` and a landing page.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::scrape::{Format, Scraper};
+
+/// Prometheus tells the exporter how long it will wait; answering a little earlier leaves
+/// time for the response to travel.
+const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+
+/// The router, for tests to drive with `tower::ServiceExt::oneshot` or a real listener.
+pub fn app(scraper: Arc<Scraper>) -> Router {
+    Router::new()
+        .route("/", get(landing_page))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(scraper)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains open requests.
+pub async fn run(
+    listener: TcpListener,
+    scraper: Arc<Scraper>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(scraper))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(scraper): State<Arc<Scraper>>, headers: HeaderMap) -> impl IntoResponse {
+    let format = negotiate(&headers);
+    let timeout = scrape_timeout(&headers, scraper.timeout());
+    let body = scraper.scrape(timeout, format).await;
+    ([(header::CONTENT_TYPE, format.content_type())], body)
+}
+
+/// OpenMetrics when the scraper accepts it (Prometheus does), classic text otherwise.
+fn negotiate(headers: &HeaderMap) -> Format {
+    let accepts_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    if accepts_openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::PrometheusText
+    }
+}
+
+/// The configured timeout, shortened to what Prometheus says it will wait, if it says.
+fn scrape_timeout(headers: &HeaderMap, configured: Duration) -> Duration {
+    headers
+        .get(SCRAPE_TIMEOUT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map(|seconds| {
+            Duration::from_secs_f64(seconds)
+                .saturating_sub(SCRAPE_TIMEOUT_MARGIN)
+                .max(Duration::from_millis(100))
+                .min(configured)
+        })
+        .unwrap_or(configured)
+}
+
+async fn landing_page() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><html><head><title>koji-exporter</title></head><body>",
+        "<h1>koji-exporter</h1><p>Koji build system metrics.</p>",
+        "<ul><li><a href=\"/metrics\">metrics</a></li>",
+        "<li><a href=\"/healthz\">health</a></li></ul></body></html>\n"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn prometheus_timeout_header_shortens_the_scrape() {
+        let configured = Duration::from_secs(10);
+        let h = headers(&[(SCRAPE_TIMEOUT_HEADER, "3")]);
+        assert_eq!(scrape_timeout(&h, configured), Duration::from_millis(2500));
+        let h = headers(&[(SCRAPE_TIMEOUT_HEADER, "60")]);
+        assert_eq!(scrape_timeout(&h, configured), configured);
+        let h = headers(&[(SCRAPE_TIMEOUT_HEADER, "garbage")]);
+        assert_eq!(scrape_timeout(&h, configured), configured);
+        let h = headers(&[(SCRAPE_TIMEOUT_HEADER, "0.2")]);
+        assert_eq!(scrape_timeout(&h, configured), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn openmetrics_only_when_asked() {
+        let prom = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert_eq!(
+            negotiate(&headers(&[("accept", prom)])),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(&headers(&[("accept", "*/*")])),
+            Format::PrometheusText
+        );
+        assert_eq!(negotiate(&HeaderMap::new()), Format::PrometheusText);
+    }
+}

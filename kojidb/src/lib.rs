@@ -1,0 +1,17 @@
+//! The Koji hub database as both koji-exporter and koji-remediator see it.
+//!
+//! Koji moved host capacity, arches and the enabled flag out of `host` into the versioned
+//! `host_config` table in 1.16, and added `host.update_time` in 1.33. Everything that reads
+//! hosts must therefore first learn which layout it talks to.
+//!
+//! - [`layout`]: detect the schema layout of a connected database.
+//! - [`hosts`]: read every builder with its capacity, load, readiness and channels.
+//! - [`error`]: the error type of this crate.
+
+pub mod error;
+pub mod hosts;
+pub mod layout;
+
+pub use error::KojiDbError;
+pub use hosts::{list_hosts, Host};
+pub use layout::{detect_layout, Layout};

@@ -1,0 +1,138 @@
+//! A private PostgreSQL cluster that a test can stop, start and restart.
+//!
+//! Tests that take the database away must not do it to the shared server the other tests
+//! use, so they make their own with `initdb` (run as the `postgres` system user, since the
+//! server refuses to run as root) on a free port in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// A running (or stopped) throwaway cluster; removed when dropped.
+#[derive(Debug)]
+pub struct TempCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// The TCP port the cluster listens on, on 127.0.0.1.
+    pub port: u16,
+}
+
+/// The newest installed PostgreSQL server binaries, or `KOJI_TEST_PG_BIN`.
+fn server_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("KOJI_TEST_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no PostgreSQL server under /usr/lib/postgresql")?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .context("no initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn run_as_postgres(program: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} {:?} failed: {}",
+            program.display(),
+            args,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl TempCluster {
+    /// Initialises a cluster with trust authentication and starts it.
+    pub fn start_new(extra_settings: &[&str]) -> anyhow::Result<TempCluster> {
+        let bin = server_bin_dir()?;
+        let dir = tempfile::Builder::new().prefix("koji-pg-").tempdir()?;
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            bail!("chown of {} to postgres failed", dir.path().display());
+        }
+        let data = dir.path().join("data");
+        run_as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data.to_str().context("data dir is not UTF-8")?,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+            ],
+        )?;
+        let mut conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nfsync = off\n",
+            free_port()?,
+            dir.path().display()
+        );
+        for setting in extra_settings {
+            conf.push_str(setting);
+            conf.push('\n');
+        }
+        let port = conf
+            .lines()
+            .find_map(|l| l.strip_prefix("port = "))
+            .and_then(|p| p.parse().ok())
+            .context("port")?;
+        std::fs::write(data.join("postgresql.auto.conf"), conf)?;
+        let cluster = TempCluster { dir, bin, port };
+        cluster.start()?;
+        Ok(cluster)
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&self) -> anyhow::Result<()> {
+        let log = self.dir.path().join("server.log").display().to_string();
+        run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data_dir(), "-l", &log, "-w", "start"],
+        )
+    }
+
+    /// Stops the server, disconnecting every client (a crash or restart, as clients see it).
+    pub fn stop(&self) -> anyhow::Result<()> {
+        run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data_dir(), "-m", "immediate", "-w", "stop"],
+        )
+    }
+
+    /// A connection string for `dbname` as the superuser.
+    pub fn url(&self, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={dbname}",
+            self.port
+        )
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

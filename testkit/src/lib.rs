@@ -1,0 +1,22 @@
+//! Koji-shaped PostgreSQL databases for tests and benchmarks.
+//!
+//! - [`schema`]: the Koji versions we model and the SQL that creates each layout.
+//! - [`test_db`]: a fresh database per test on the local server, dropped afterwards.
+//! - [`populate`]: precise rows for assertions (hosts, tasks, users).
+//! - [`generate`]: realistic data at a chosen scale, millions of finished tasks included.
+//! - [`cluster`]: a private PostgreSQL cluster that a test may stop and restart.
+//!
+//! The local server is `host=127.0.0.1 port=5432 user=postgres` unless
+//! `KOJI_TEST_PG_URL` says otherwise.
+
+pub mod cluster;
+pub mod generate;
+pub mod populate;
+pub mod schema;
+pub mod test_db;
+
+pub use cluster::TempCluster;
+pub use generate::{generate, Scale};
+pub use populate::{HostSpec, TaskSpec, TaskState};
+pub use schema::KojiVersion;
+pub use test_db::TestDb;
