@@ -87,7 +87,7 @@ impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Gauges<L> 
     }
 }
 
-/// An info family: metadata carried in labels, value always 1.
+/// An info family: metadata carried in labels, value always 1, name ending in `_info`.
 #[derive(Debug)]
 pub struct Infos<L> {
     name: &'static str,
@@ -124,15 +124,16 @@ impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Infos<L> {
 }
 
 impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Infos<L> {
+    /// Encoded as a gauge of value 1, as node_exporter does: the classic text format,
+    /// promtool and many tools in between have no `info` type.
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if self.samples.is_empty() {
             return Ok(());
         }
-        // The encoder appends `_info` itself.
-        let base = self.name.strip_suffix("_info").unwrap_or(self.name);
-        let mut family = encoder.encode_descriptor(base, self.help, None, MetricType::Info)?;
+        let mut family =
+            encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
         for labels in &self.samples {
-            family.encode_info(labels)?;
+            family.encode_family(labels)?.encode_gauge(&1i64)?;
         }
         Ok(())
     }

@@ -1,0 +1,117 @@
+//! `pg_stat_activity` against the real server: connection counts, ages and stale
+//! connections of a user of our own, and the slot settings.
+
+mod support;
+
+use std::time::Duration;
+
+use koji_testkit::test_db::connect;
+use koji_testkit::{KojiVersion, TestDb};
+use support::{config_for, hub_scraper, scrape, value};
+
+#[tokio::test]
+async fn connections_by_user_and_state_with_ages_and_stale_counts() {
+    let db = TestDb::koji("connections", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    // A user of this test alone, so other tests' connections never count.
+    let user = format!("koji_{}", db.name);
+    db.client
+        .batch_execute(&format!("CREATE ROLE \"{user}\" LOGIN"))
+        .await
+        .unwrap();
+    let user_url = format!("{} user={user}", db.url.replace("user=postgres", ""));
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let client = connect(&user_url).await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+        idle.push(client);
+    }
+    let busy = connect(&user_url).await.unwrap();
+    let sleeper = tokio::spawn(async move {
+        let _ = busy.simple_query("SELECT pg_sleep(30)").await;
+    });
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+
+    let mut config = config_for(&db.url, Duration::from_secs(5));
+    config.database.stale_connection_age = Duration::from_secs(1);
+    config.database.koji_users = vec!["koji".into(), user.clone()];
+    let scraper = hub_scraper(config);
+    let (text, samples) = scrape(&scraper).await;
+
+    let connections = |state: &str| {
+        value(
+            &samples,
+            "koji_db_connections",
+            &[("datname", &db.name), ("usename", &user), ("state", state)],
+        )
+    };
+    assert_eq!(connections("idle"), 2.0, "{text}");
+    assert_eq!(connections("active"), 1.0, "{text}");
+    let connection_age = value(
+        &samples,
+        "koji_db_connection_max_age_seconds",
+        &[("usename", &user), ("state", "idle")],
+    );
+    assert!((1.5..30.0).contains(&connection_age), "{connection_age}");
+    let query_age = value(
+        &samples,
+        "koji_db_query_max_age_seconds",
+        &[("usename", &user), ("state", "active")],
+    );
+    assert!((1.5..30.0).contains(&query_age), "{query_age}");
+    // All three last started a query more than the 1 s threshold ago.
+    assert_eq!(
+        value(&samples, "koji_db_stale_connections", &[("usename", &user)]),
+        3.0
+    );
+    // A configured user with no connections still has a series, at 0.
+    assert_eq!(
+        value(
+            &samples,
+            "koji_db_stale_connections",
+            &[("usename", "koji")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&samples, "koji_db_stale_connection_threshold_seconds", &[]),
+        1.0
+    );
+
+    let settings = db
+        .client
+        .query_one(
+            "SELECT current_setting('max_connections')::float8,
+                    current_setting('superuser_reserved_connections')::float8",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&samples, "koji_db_max_connections", &[]),
+        settings.get::<_, f64>(0)
+    );
+    assert_eq!(
+        value(&samples, "koji_db_superuser_reserved_connections", &[]),
+        settings.get::<_, f64>(1)
+    );
+
+    // With the default 40-minute threshold none of them is stale.
+    let mut config = config_for(&db.url, Duration::from_secs(5));
+    config.database.koji_users = vec![user.clone()];
+    let (_, samples) = scrape(&hub_scraper(config)).await;
+    assert_eq!(
+        value(&samples, "koji_db_stale_connections", &[("usename", &user)]),
+        0.0
+    );
+
+    sleeper.abort();
+    drop(idle);
+    db.client
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{user}'"
+        ))
+        .await
+        .unwrap();
+}
