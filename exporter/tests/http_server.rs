@@ -1,0 +1,224 @@
+//! The HTTP surface, through the router and through the real binary: metrics in both
+//! formats, health, flags, a bad config refused before listening, SIGTERM honoured.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A database URL nothing answers on.
+fn dead_database_url() -> String {
+    format!("postgresql://koji@127.0.0.1:{}/koji", free_port())
+}
+
+#[tokio::test]
+async fn router_serves_metrics_health_and_content_types() {
+    let config = support::config_for(&dead_database_url(), Duration::from_secs(2));
+    let app = koji_exporter::server::app(support::hub_scraper(config));
+
+    let response = app
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let request = Request::get("/metrics")
+        .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(
+        support::value(&support::parse(&text), "koji_db_up", &[]),
+        0.0
+    );
+
+    let response = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(!String::from_utf8_lossy(&body).contains("# EOF"));
+}
+
+struct Exporter(Child);
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exporter(args: &[&str], db_url: Option<&str>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_koji-exporter"));
+    command
+        .args(args)
+        .env_remove("KOJI_EXPORTER_DB_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(url) = db_url {
+        command.env("KOJI_EXPORTER_DB_URL", url);
+    }
+    command
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/healthz")).await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "exporter never became healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The README's quick start: no config file at all, no database reachable.
+#[tokio::test]
+async fn the_binary_runs_on_its_embedded_default_and_stops_on_sigterm() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let url = dead_database_url();
+    let child = exporter(
+        &["--web.listen-address", &address, "--log.format", "json"],
+        Some(&url),
+    )
+    .spawn()
+    .unwrap();
+    let mut exporter = Exporter(child);
+    let base = format!("http://{address}");
+    wait_healthy(&base).await;
+
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = support::parse(&text);
+    assert_eq!(support::value(&samples, "koji_db_up", &[]), 0.0);
+    assert_eq!(
+        support::value(
+            &samples,
+            "koji_exporter_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &exporter.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exit = loop {
+        if let Some(exit) = exporter.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "no exit within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn collector_flags_choose_what_runs() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let url = dead_database_url();
+    let child = exporter(
+        &[
+            "--web.listen-address",
+            &address,
+            "--collector.disable-defaults",
+            "--collector.koji_db",
+        ],
+        Some(&url),
+    )
+    .spawn()
+    .unwrap();
+    let _exporter = Exporter(child);
+    let base = format!("http://{address}");
+    wait_healthy(&base).await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let samples = support::parse(&text);
+    let collectors: Vec<&str> = support::find(&samples, "koji_exporter_collector_success", &[])
+        .iter()
+        .map(|s| s.labels["collector"].as_str())
+        .collect();
+    assert_eq!(collectors, vec!["koji_db"]);
+}
+
+#[test]
+fn a_bad_config_file_is_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[database]\nstale_conection_age = \"40m\"\n").unwrap();
+    let output = exporter(&["--config.file", path.to_str().unwrap()], None)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(stderr.contains("stale_conection_age"), "{stderr}");
+}
+
+#[test]
+fn check_config_validates_and_exits() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/koji-exporter.toml"
+    );
+    let output = exporter(&["--config.file", example, "--check-config"], None)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("koji_db, koji_hosts, koji_tasks, pg_stat_activity"),
+        "{stdout}"
+    );
+
+    let output = exporter(
+        &["--config.file", example, "--check-config"],
+        Some("not a url ==="),
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("KOJI_EXPORTER_DB_URL"));
+}
