@@ -34,6 +34,15 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         finished_tasks: i32,
     },
+    /// Scrape URL COUNT times, one after another, and print the latency median and p99.
+    TimeScrapes {
+        /// The /metrics URL.
+        #[arg(long)]
+        url: String,
+        /// Number of timed scrapes (after five untimed warm-up scrapes).
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
     /// Open COUNT connections and keep them idle until killed, like a hub's httpd workers.
     HoldConnections {
         /// Connection string.
@@ -69,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             generate(&client, version, scale).await?;
             println!("generated {scale:?} in Koji {koji_version} layout");
         }
+        Command::TimeScrapes { url, count } => time_scrapes(&url, count).await?,
         Command::HoldConnections { url, count } => {
             let mut clients = Vec::with_capacity(count);
             for _ in 0..count {
@@ -81,5 +91,39 @@ async fn main() -> anyhow::Result<()> {
             drop(clients);
         }
     }
+    Ok(())
+}
+
+/// What Prometheus 2.x sends, so each exporter answers in the format it would in production.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+async fn time_scrapes(url: &str, count: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        let started = std::time::Instant::now();
+        let response = client
+            .get(url)
+            .header("Accept", PROMETHEUS_ACCEPT)
+            .send()
+            .await?
+            .error_for_status()?;
+        let bytes = response.bytes().await?.len();
+        Ok::<_, anyhow::Error>((started.elapsed(), bytes))
+    };
+    for _ in 0..5 {
+        scrape().await?;
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut bytes = 0;
+    for _ in 0..count {
+        let (elapsed, size) = scrape().await?;
+        latencies.push(elapsed.as_secs_f64() * 1000.0);
+        bytes = size;
+    }
+    latencies.sort_by(f64::total_cmp);
+    let median = latencies[latencies.len() / 2];
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    println!("median_ms={median:.2} p99_ms={p99:.2} bytes={bytes} scrapes={count}");
     Ok(())
 }

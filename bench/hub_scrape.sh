@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Benchmark: scrape latency and memory of koji-exporter's hub collectors against
+# postgres_exporter (Debian's prometheus-postgres-exporter, default collectors) on the same
+# Koji-shaped database, at two scales, side by side in one run. Prints figures and ratios;
+# never fails on timing. Not a test.
+#
+# Usage: bench/hub_scrape.sh [small|large|all]   (default all)
+# Env:   SCRAPES (default 200) timed scrapes per exporter and scale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WHICH=${1:-all}
+SCRAPES=${SCRAPES:-200}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/koji-runbook/target}"
+PG_PORT=${PG_PORT:-5499}
+OURS_PORT=19866
+PEER_PORT=19187
+
+if ! command -v prometheus-postgres-exporter >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-postgres-exporter >/dev/null
+fi
+cargo build --release --quiet -p koji-exporter -p koji-testkit
+BIN="$CARGO_TARGET_DIR/release"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+WORK=$(mktemp -d /tmp/koji-bench.XXXXXX)
+chown postgres: "$WORK"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A private cluster with room for the connections a big hub holds.
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync >/dev/null
+cat >> "$WORK/data/postgresql.auto.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$WORK'
+max_connections = 700
+shared_buffers = 512MB
+fsync = off
+synchronous_commit = off
+CONF
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w start >/dev/null
+
+psql_admin() { psql -X -q -t -A -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+
+wait_http() {
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "no answer from $1" >&2
+    return 1
+}
+
+rss_kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v key="$2" '$1 == key { print $2 }'; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+run_scale() {
+    local name=$1 hosts=$2 connections=$3 finished=$4 active=$5
+    local db="koji_$name"
+    local url="host=127.0.0.1 port=$PG_PORT user=postgres dbname=$db"
+    echo
+    echo "== $name: $hosts hosts, $connections idle connections, $finished finished tasks"
+    psql_admin -c "CREATE DATABASE $db"
+    local started=$SECONDS
+    "$BIN/koji-fixture" generate --url "$url" --koji-version 1.33 --hosts "$hosts" \
+        --extra-channels 12 --active-tasks "$active" --finished-tasks "$finished" >/dev/null
+    echo "   generated in $((SECONDS - started)) s; task table $(psql_admin -d "$db" -c \
+        "SELECT pg_size_pretty(pg_total_relation_size('task'))")"
+
+    "$BIN/koji-fixture" hold-connections --url "$url" --count "$connections" >/dev/null &
+    local hold=$!
+    PIDS+=("$hold")
+    for _ in $(seq 300); do
+        [ "$(psql_admin -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db'")" -ge "$connections" ] && break
+        sleep 0.2
+    done
+
+    KOJI_EXPORTER_DB_URL="$url" "$BIN/koji-exporter" --web.listen-address "127.0.0.1:$OURS_PORT" \
+        --collector.disable-defaults --collector.koji_db --collector.koji_hosts \
+        --collector.koji_tasks --collector.pg_stat_activity --log.level warn &
+    local ours=$!
+    PIDS+=("$ours")
+    DATA_SOURCE_NAME="postgresql://postgres@127.0.0.1:$PG_PORT/$db?sslmode=disable" \
+        prometheus-postgres-exporter --web.listen-address "127.0.0.1:$PEER_PORT" \
+        --log.level=warn 2>/dev/null &
+    local peer=$!
+    PIDS+=("$peer")
+    wait_http "http://127.0.0.1:$OURS_PORT/metrics"
+    wait_http "http://127.0.0.1:$PEER_PORT/metrics"
+
+    local ours_result peer_result
+    ours_result=$("$BIN/koji-fixture" time-scrapes --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$SCRAPES")
+    peer_result=$("$BIN/koji-fixture" time-scrapes --url "http://127.0.0.1:$PEER_PORT/metrics" --count "$SCRAPES")
+    local ours_rss peer_rss ours_hwm peer_hwm
+    ours_rss=$(rss_kib "$ours" VmRSS); ours_hwm=$(rss_kib "$ours" VmHWM)
+    peer_rss=$(rss_kib "$peer" VmRSS); peer_hwm=$(rss_kib "$peer" VmHWM)
+
+    printf '   %-22s %12s %12s %10s %12s %12s\n' exporter "median ms" "p99 ms" "KiB/scrape" "RSS KiB" "peak RSS KiB"
+    printf '   %-22s %12s %12s %10s %12s %12s\n' koji-exporter \
+        "$(field "$ours_result" median_ms)" "$(field "$ours_result" p99_ms)" \
+        "$(( $(field "$ours_result" bytes) / 1024 ))" "$ours_rss" "$ours_hwm"
+    printf '   %-22s %12s %12s %10s %12s %12s\n' postgres_exporter \
+        "$(field "$peer_result" median_ms)" "$(field "$peer_result" p99_ms)" \
+        "$(( $(field "$peer_result" bytes) / 1024 ))" "$peer_rss" "$peer_hwm"
+    printf '   %-22s %12s %12s %10s %12s %12s\n' "ratio (koji/peer)" \
+        "$(ratio "$(field "$ours_result" median_ms)" "$(field "$peer_result" median_ms)")" \
+        "$(ratio "$(field "$ours_result" p99_ms)" "$(field "$peer_result" p99_ms)")" "" \
+        "$(ratio "$ours_rss" "$peer_rss")" "$(ratio "$ours_hwm" "$peer_hwm")"
+
+    kill "$ours" "$peer" "$hold" 2>/dev/null || true
+    wait "$ours" "$peer" "$hold" 2>/dev/null || true
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }');" \
+    "$(prometheus-postgres-exporter --version 2>&1 | head -1)"
+echo "$SCRAPES sequential scrapes per exporter after 5 warm-up scrapes; Prometheus' Accept header"
+case "$WHICH" in
+    small) run_scale small 100 200 100000 300 ;;
+    large) run_scale large 2000 500 5000000 3000 ;;
+    all)
+        run_scale small 100 200 100000 300
+        run_scale large 2000 500 5000000 3000
+        ;;
+    *) echo "usage: $0 [small|large|all]" >&2; exit 2 ;;
+esac
