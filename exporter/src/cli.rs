@@ -41,6 +41,9 @@ pub struct Cli {
     /// Log filter (`info`, `debug`, `koji_exporter=debug`, ...).
     #[arg(long = "log.level", default_value = "info", value_name = "FILTER")]
     pub log_level: String,
+    /// procfs mount point, overriding `paths.procfs`.
+    #[arg(long = "path.procfs", value_name = "DIR")]
+    pub procfs: Option<PathBuf>,
     /// Disable every collector not explicitly enabled with --collector.NAME.
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
@@ -105,6 +108,13 @@ impl Cli {
                 enabled
             })
             .collect()
+    }
+
+    /// Applies the flags that override configuration values.
+    pub fn apply_overrides(&self, config: &mut Config) {
+        if let Some(procfs) = &self.procfs {
+            config.paths.procfs = procfs.clone();
+        }
     }
 
     /// The listen address in force: flag, else config.

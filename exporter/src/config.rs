@@ -31,6 +31,24 @@ pub struct Config {
     pub collectors: BTreeMap<String, bool>,
     /// The hub database.
     pub database: DatabaseConfig,
+    /// Where the local collectors find the kernel's views.
+    pub paths: PathsConfig,
+}
+
+/// `[paths]`: kernel file systems, replaceable for containers and tests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// procfs mount point.
+    pub procfs: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig {
+            procfs: PathBuf::from("/proc"),
+        }
+    }
 }
 
 /// `[web]`: where to listen and how long a scrape may take.

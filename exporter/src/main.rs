@@ -8,10 +8,11 @@ use koji_exporter::{cli, logging};
 async fn main() -> anyhow::Result<()> {
     let cli = cli::parse(std::env::args_os()).unwrap_or_else(|error| error.exit());
     logging::init(cli.log_format, &cli.log_level);
-    let config = match &cli.config_file {
+    let mut config = match &cli.config_file {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    cli.apply_overrides(&mut config);
     let collectors = cli.enabled_collectors(&config);
     let listen_address = cli.listen_address(&config);
     let names: Vec<&str> = collectors.iter().map(|id| id.name()).collect();

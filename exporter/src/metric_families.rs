@@ -139,6 +139,54 @@ impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Infos<L> {
     }
 }
 
+/// A counter family: one monotonically increasing total per label set.
+#[derive(Debug)]
+pub struct Counters<L> {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(L, f64)>,
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Counters<L> {
+    /// A family named `name` in full; it must end in `_total`.
+    pub fn new(name: &'static str, help: &'static str) -> Self {
+        debug_assert!(name.ends_with("_total"));
+        Counters {
+            name,
+            help,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds one sample and returns the family, for chaining.
+    pub fn with(mut self, labels: L, value: f64) -> Self {
+        self.samples.push((labels, value));
+        self
+    }
+
+    /// Boxes the family for a collector's result.
+    pub fn boxed(self) -> Box<dyn Collector> {
+        Box::new(self)
+    }
+}
+
+impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Counters<L> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        // The encoder appends `_total` itself.
+        let base = self.name.strip_suffix("_total").unwrap_or(self.name);
+        let mut family = encoder.encode_descriptor(base, self.help, None, MetricType::Counter)?;
+        for (labels, value) in &self.samples {
+            family
+                .encode_family(labels)?
+                .encode_counter::<NoLabels, _, f64>(value, None)?;
+        }
+        Ok(())
+    }
+}
+
 /// Formats an error with its whole `source()` chain, since tokio-postgres puts the server's
 /// message (the part on-call needs) in the source, not in the top-level text.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

@@ -1,12 +1,14 @@
 //! Every collector, the table of their names and defaults, and the dispatch to them.
 //!
-//! | collector          | default | reads                                             |
+//! | collector          | default | reads (hub: the Koji database; local: this machine) |
 //! |--------------------|---------|---------------------------------------------------|
 //! | `koji_db`          | on      | hub database reachability and schema layout       |
 //! | `koji_hosts`       | on      | `host` / `host_config`, `host_channels`, tasks per host |
 //! | `koji_tasks`       | on      | the active task queue per channel                 |
 //! | `pg_stat_activity` | on      | connections by user and state, connection slots   |
+//! | `builder_health`   | on      | this machine's memory, OOM kills, load, CPUs      |
 
+pub mod builder_health;
 pub mod koji_db;
 pub mod koji_hosts;
 pub mod koji_tasks;
@@ -32,6 +34,8 @@ pub enum CollectorId {
     KojiTasks,
     /// `pg_stat_activity` and connection slot settings.
     PgStatActivity,
+    /// This machine's memory, OOM kills, load and CPUs.
+    BuilderHealth,
 }
 
 /// One row of the collector table.
@@ -39,6 +43,7 @@ struct CollectorEntry {
     id: CollectorId,
     name: &'static str,
     enabled_by_default: bool,
+    needs_database: bool,
     help: &'static str,
 }
 
@@ -48,25 +53,36 @@ const TABLE: &[CollectorEntry] = &[
         id: CollectorId::KojiDb,
         name: "koji_db",
         enabled_by_default: true,
+        needs_database: true,
         help: "hub database reachability and Koji schema layout",
     },
     CollectorEntry {
         id: CollectorId::KojiHosts,
         name: "koji_hosts",
         enabled_by_default: true,
+        needs_database: true,
         help: "builders: capacity, task load, ready, enabled, last check-in, channels, tasks",
     },
     CollectorEntry {
         id: CollectorId::KojiTasks,
         name: "koji_tasks",
         enabled_by_default: true,
+        needs_database: true,
         help: "active task queue by state and channel, oldest free task",
     },
     CollectorEntry {
         id: CollectorId::PgStatActivity,
         name: "pg_stat_activity",
         enabled_by_default: true,
+        needs_database: true,
         help: "hub database connections by user and state, stale connections, slots",
+    },
+    CollectorEntry {
+        id: CollectorId::BuilderHealth,
+        name: "builder_health",
+        enabled_by_default: true,
+        needs_database: false,
+        help: "this machine's memory, OOM kills, load average and CPUs, from /proc",
     },
 ];
 
@@ -113,13 +129,7 @@ impl CollectorId {
 
     /// Whether the collector reads the hub database.
     pub fn needs_database(self) -> bool {
-        matches!(
-            self,
-            CollectorId::KojiDb
-                | CollectorId::KojiHosts
-                | CollectorId::KojiTasks
-                | CollectorId::PgStatActivity
-        )
+        self.entry().needs_database
     }
 
     /// Gathers this collector's metrics for one scrape.
@@ -129,6 +139,7 @@ impl CollectorId {
             CollectorId::KojiHosts => koji_hosts::collect(context).await,
             CollectorId::KojiTasks => koji_tasks::collect(context).await,
             CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
+            CollectorId::BuilderHealth => builder_health::collect(context).await,
         }
     }
 }
@@ -171,6 +182,17 @@ pub enum CollectError {
     /// The Koji schema could not be read.
     #[error(transparent)]
     Koji(#[from] ::koji_db::KojiDbError),
+    /// A procfs file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Proc {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A procfs file did not have the expected shape.
+    #[error("unexpected content in {0}")]
+    Malformed(String),
     /// The collector did not finish before the scrape deadline.
     #[error("timed out")]
     Timeout,

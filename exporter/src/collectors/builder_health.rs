@@ -1,0 +1,101 @@
+//! `builder_health`: memory, OOM kills, load and CPUs of this machine, from `/proc`.
+//!
+//! The runbook's OOM section and kojid's own load check (it refuses tasks when the 1-minute
+//! load exceeds four times the CPU count) look at exactly these. The procfs root is a
+//! parameter (`paths.procfs`, `--path.procfs`) so tests feed fixtures.
+
+use std::path::Path;
+
+use super::{CollectContext, CollectError};
+use crate::metric_families::{Counters, Families, Gauges, NoLabels};
+
+/// What this collector reads, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuilderHealth {
+    /// `MemTotal` in bytes.
+    pub memory_total_bytes: f64,
+    /// `MemAvailable` in bytes: what can be allocated without swapping.
+    pub memory_available_bytes: f64,
+    /// `oom_kill` from vmstat (Linux 4.13+); absent on older kernels.
+    pub oom_kills: Option<f64>,
+    /// 1-minute load average.
+    pub load1: f64,
+    /// Online CPUs (the `cpuN` lines of `/proc/stat`).
+    pub cpus: f64,
+}
+
+/// Reads and parses the procfs files under `procfs`.
+pub async fn read(procfs: &Path) -> Result<BuilderHealth, CollectError> {
+    let read = |name: &'static str| {
+        let path = procfs.join(name);
+        async move {
+            tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|source| CollectError::Proc { path, source })
+        }
+    };
+    let (meminfo, vmstat, loadavg, stat) = tokio::try_join!(
+        read("meminfo"),
+        read("vmstat"),
+        read("loadavg"),
+        read("stat")
+    )?;
+    let malformed = |file: &str| CollectError::Malformed(procfs.join(file).display().to_string());
+    let kib = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kib| kib * 1024.0)
+    };
+    Ok(BuilderHealth {
+        memory_total_bytes: kib("MemTotal").ok_or_else(|| malformed("meminfo"))?,
+        memory_available_bytes: kib("MemAvailable").ok_or_else(|| malformed("meminfo"))?,
+        oom_kills: vmstat
+            .lines()
+            .find_map(|line| line.strip_prefix("oom_kill "))
+            .and_then(|value| value.trim().parse().ok()),
+        load1: loadavg
+            .split_whitespace()
+            .next()
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(|| malformed("loadavg"))?,
+        cpus: stat
+            .lines()
+            .filter(|line| {
+                line.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count() as f64,
+    })
+}
+
+/// Reads this machine's health.
+pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
+    let health = read(&context.config.paths.procfs).await?;
+    let mut families = vec![
+        Gauges::single(
+            "koji_memory_total_bytes",
+            "Physical memory of the machine.",
+            health.memory_total_bytes,
+        ),
+        Gauges::single(
+            "koji_memory_available_bytes",
+            "Memory available for new work without swapping (MemAvailable).",
+            health.memory_available_bytes,
+        ),
+        Gauges::single("koji_load1", "1-minute load average.", health.load1),
+        Gauges::single("koji_cpus", "Online CPUs.", health.cpus),
+    ];
+    if let Some(kills) = health.oom_kills {
+        families.push(
+            Counters::<NoLabels>::new(
+                "koji_oom_kills_total",
+                "Processes the kernel's OOM killer has killed since boot.",
+            )
+            .with([], kills)
+            .boxed(),
+        );
+    }
+    Ok(families)
+}
