@@ -8,8 +8,14 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
+use koji_db::{layout_from_row, Layout, DETECT_LAYOUT};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::collectors::CollectError;
 
 use crate::config::{Config, DB_URL_ENV};
 
@@ -40,10 +46,11 @@ pub enum HubDatabaseError {
     Unavailable(#[from] deadpool_postgres::PoolError),
 }
 
-/// A pool of connections to the hub database.
+/// A pool of connections to the hub database, and the schema layout last seen there.
 #[derive(Debug, Clone)]
 pub struct HubDatabase {
     pool: Pool,
+    layout: Arc<Mutex<Option<Layout>>>,
 }
 
 impl HubDatabase {
@@ -93,11 +100,70 @@ impl HubDatabase {
                 recycle: Some(connect_timeout.min(Duration::from_secs(1))),
             })
             .build()?;
-        Ok(HubDatabase { pool })
+        Ok(HubDatabase {
+            pool,
+            layout: Arc::default(),
+        })
     }
 
     /// A verified connection, or an error within the connect timeout.
-    pub async fn client(&self) -> Result<Object, HubDatabaseError> {
-        Ok(self.pool.get().await?)
+    pub async fn client(&self) -> Result<HubClient, HubDatabaseError> {
+        Ok(HubClient {
+            object: self.pool.get().await?,
+        })
+    }
+
+    /// Detects the Koji layout afresh and remembers it for [`HubDatabase::layout`].
+    pub async fn detect_layout(&self, client: &HubClient) -> Result<Layout, CollectError> {
+        let row = client.query(DETECT_LAYOUT, &[]).await?;
+        let row = row
+            .first()
+            .ok_or(CollectError::Malformed("layout query".into()))?;
+        let detected = layout_from_row(row);
+        *self.layout.lock().expect("layout lock") = detected.as_ref().ok().copied();
+        Ok(detected?)
+    }
+
+    /// The layout remembered from an earlier detection, else detected now. Koji upgrades
+    /// change the layout under a running exporter: a failing query forgets it (see
+    /// [`HubDatabase::forget_layout`]) so the next scrape looks again.
+    pub async fn layout(&self, client: &HubClient) -> Result<Layout, CollectError> {
+        let remembered = *self.layout.lock().expect("layout lock");
+        match remembered {
+            Some(layout) => Ok(layout),
+            None => self.detect_layout(client).await,
+        }
+    }
+
+    /// Forgets the remembered layout.
+    pub fn forget_layout(&self) {
+        *self.layout.lock().expect("layout lock") = None;
+    }
+}
+
+/// A pooled connection whose statements are prepared once per connection and reused,
+/// saving a round trip and a parse per query. A failed query clears the connection's
+/// statement cache: a Koji upgrade may have altered the tables the statements describe.
+#[derive(Debug)]
+pub struct HubClient {
+    object: Object,
+}
+
+impl HubClient {
+    /// Runs `sql` as a cached prepared statement.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let result = async {
+            let statement = self.object.prepare_cached(sql).await?;
+            self.object.query(&statement, params).await
+        }
+        .await;
+        if result.is_err() {
+            self.object.statement_cache.clear();
+        }
+        result
     }
 }

@@ -252,3 +252,78 @@ async fn a_database_without_koji_tables_is_reported_down() {
     );
     assert!(find(&samples, "koji_hub_schema_info", &[]).is_empty());
 }
+
+/// Koji upgraded from 1.15 to 1.16+ under a running exporter: the remembered layout and the
+/// cached statements go stale, and the exporter must find the new layout by itself.
+#[tokio::test]
+async fn a_koji_upgrade_under_a_running_exporter_is_followed() {
+    let db = TestDb::koji("upgrade", KojiVersion::V1_15).await.unwrap();
+    let mut spec = HostSpec::new("buildvm-01");
+    spec.capacity = 6.0;
+    add_host(&db.client, KojiVersion::V1_15, &spec)
+        .await
+        .unwrap();
+    let scraper = hub_scraper(config_for(&db.url, Duration::from_secs(5)));
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(
+        value(&samples, "koji_hub_schema_info", &[("layout", "pre-1.16")]),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "koji_host_capacity", &[("host", "buildvm-01")]),
+        6.0
+    );
+
+    // The essence of Koji's 1.15 to 1.16 schema upgrade.
+    db.client
+        .batch_execute(
+            "CREATE TABLE host_config (
+                 host_id INTEGER NOT NULL REFERENCES host(id),
+                 arches TEXT,
+                 capacity FLOAT CHECK (capacity > 1) NOT NULL DEFAULT 2.0,
+                 description TEXT, comment TEXT,
+                 enabled BOOLEAN NOT NULL DEFAULT 'true',
+                 create_event INTEGER NOT NULL REFERENCES events(id) DEFAULT get_event(),
+                 revoke_event INTEGER REFERENCES events(id),
+                 creator_id INTEGER NOT NULL REFERENCES users(id),
+                 revoker_id INTEGER REFERENCES users(id),
+                 active BOOLEAN DEFAULT 'true' CHECK (active),
+                 PRIMARY KEY (create_event, host_id),
+                 UNIQUE (host_id, active));
+             INSERT INTO host_config (host_id, arches, capacity, enabled, creator_id)
+                 SELECT id, arches, capacity, enabled, 1 FROM host;
+             ALTER TABLE host DROP COLUMN arches, DROP COLUMN capacity,
+                 DROP COLUMN description, DROP COLUMN comment, DROP COLUMN enabled;
+             ALTER TABLE host_channels ADD COLUMN active BOOLEAN DEFAULT 'true' CHECK (active);",
+        )
+        .await
+        .unwrap();
+
+    // At most one scrape may miss the hosts while the exporter notices.
+    let mut recovered = false;
+    for _ in 0..2 {
+        let (_, samples) = scrape(&scraper).await;
+        assert_eq!(
+            value(
+                &samples,
+                "koji_hub_schema_info",
+                &[("layout", "host_config")]
+            ),
+            1.0
+        );
+        let hosts_ok = value(
+            &samples,
+            "koji_exporter_collector_success",
+            &[("collector", "koji_hosts")],
+        );
+        if hosts_ok == 1.0 {
+            assert_eq!(
+                value(&samples, "koji_host_capacity", &[("host", "buildvm-01")]),
+                6.0
+            );
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "koji_hosts never recovered after the upgrade");
+}

@@ -1,6 +1,6 @@
 //! Detects which Koji schema layout a hub database uses.
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 use crate::KojiDbError;
 
@@ -40,7 +40,7 @@ impl Layout {
 
 /// Looks the tables and columns up in the catalog of the connection's search path, so it
 /// costs one index lookup and never touches Koji's own tables.
-const DETECT_LAYOUT: &str = "
+pub const DETECT_LAYOUT: &str = "
 SELECT to_regclass('host') IS NOT NULL AS has_host,
        to_regclass('host_config') IS NOT NULL AS has_host_config,
        EXISTS (SELECT 1 FROM pg_attribute
@@ -52,7 +52,11 @@ SELECT to_regclass('host') IS NOT NULL AS has_host,
 
 /// Finds out which layout the connected database has.
 pub async fn detect_layout(client: &Client) -> Result<Layout, KojiDbError> {
-    let row = client.query_one(DETECT_LAYOUT, &[]).await?;
+    layout_from_row(&client.query_one(DETECT_LAYOUT, &[]).await?)
+}
+
+/// Interprets the row [`DETECT_LAYOUT`] returns.
+pub fn layout_from_row(row: &Row) -> Result<Layout, KojiDbError> {
     let has_host: bool = row.get("has_host");
     let has_host_config: bool = row.get("has_host_config");
     let host_has_capacity: bool = row.get("host_has_capacity");

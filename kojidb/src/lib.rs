@@ -13,5 +13,5 @@ pub mod hosts;
 pub mod layout;
 
 pub use error::KojiDbError;
-pub use hosts::{list_hosts, Host};
-pub use layout::{detect_layout, Layout};
+pub use hosts::{host_queries, hosts_from_rows, list_hosts, Host, HostQueries};
+pub use layout::{detect_layout, layout_from_row, Layout, DETECT_LAYOUT};

@@ -28,7 +28,7 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let budget = remaining - (remaining / 10).min(std::time::Duration::from_millis(250));
     let probe = async {
         let client = hub.client().await?;
-        Ok::<_, CollectError>(::koji_db::detect_layout(&client).await?)
+        hub.detect_layout(&client).await
     };
     let outcome = tokio::time::timeout(budget, probe).await;
     let mut families = Families::new();

@@ -42,8 +42,8 @@ const ACTIVE_STATES: [(i32, &str); 3] = [(0, "free"), (1, "open"), (4, "assigned
 /// Reads the active task queue.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
     let client = context.hub()?.client().await?;
-    let channels = client.query(CHANNELS, &[]).await?;
-    let active = client.query(ACTIVE_TASKS, &[]).await?;
+    let (channels, active) =
+        tokio::try_join!(client.query(CHANNELS, &[]), client.query(ACTIVE_TASKS, &[]))?;
     let lookup = |channel_id: i32, state: i32| {
         active.iter().find(|row| {
             row.get::<_, i32>("channel_id") == channel_id && row.get::<_, i32>("state") == state

@@ -71,8 +71,12 @@ struct Ages {
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
     let client = context.hub()?.client().await?;
     let threshold = context.config.database.stale_connection_age.as_secs_f64();
-    let rows = client.query(CONNECTIONS, &[&threshold]).await?;
-    let slots = client.query_one(SLOTS, &[]).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&threshold];
+    let (rows, slots) =
+        tokio::try_join!(client.query(CONNECTIONS, &params), client.query(SLOTS, &[]))?;
+    let slots = slots
+        .first()
+        .ok_or_else(|| CollectError::Malformed("connection slot settings".into()))?;
 
     let mut connections = Gauges::new(
         "koji_db_connections",
