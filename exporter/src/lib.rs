@@ -3,6 +3,7 @@
 //! - [`cli`]: command-line flags and how they combine with the configuration file.
 //! - [`config`]: the TOML configuration, parsed strictly, and its embedded default.
 //! - [`collectors`]: the collector table and one module per collector.
+//! - [`error_chain`]: error messages with their causes, for logs.
 //! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
 //! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
 //! - [`scrape`]: one scrape: concurrent collection under a deadline, then encoding.
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod error_chain;
 pub mod hub_database;
 pub mod logging;
 pub mod metric_families;

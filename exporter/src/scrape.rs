@@ -13,8 +13,9 @@ use tokio::time::Instant;
 
 use crate::collectors::{CollectContext, CollectError, CollectorId};
 use crate::config::Config;
+use crate::error_chain::error_chain;
 use crate::hub_database::HubDatabase;
-use crate::metric_families::{error_chain, Families, Gauges, Infos};
+use crate::metric_families::{Families, Gauges, Infos};
 
 /// Label set of the per-collector self metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use prometheus_client::encoding::EncodeLabelSet;
 
 use super::{CollectContext, CollectError};
-use crate::metric_families::{error_chain, Families, Gauges, Infos};
+use crate::error_chain::error_chain;
+use crate::metric_families::{Families, Gauges, Infos};
 
 /// Label set of `koji_hub_schema_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -2,6 +2,7 @@
 //! tasks it runs, in whichever schema layout the hub has.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
@@ -12,14 +13,14 @@ use crate::metric_families::{Families, Gauges, Infos};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HostLabels {
     /// Koji host name.
-    pub host: String,
+    pub host: Arc<String>,
 }
 
 /// Label set of `koji_host_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HostInfoLabels {
     /// Koji host name.
-    pub host: String,
+    pub host: Arc<String>,
     /// Space-separated arches, as Koji stores them.
     pub arches: String,
     /// Comma-separated channel names, sorted.
@@ -30,9 +31,9 @@ pub struct HostInfoLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct HostTaskLabels {
     /// Koji host name.
-    pub host: String,
+    pub host: Arc<String>,
     /// `open` or `assigned`.
-    pub state: String,
+    pub state: &'static str,
 }
 
 /// Active tasks per host and state. `task_by_state` narrows the scan to the few active rows
@@ -64,7 +65,11 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     for row in task_rows {
         tasks_by_host.insert((row.get("host_id"), row.get("state")), row.get("tasks"));
     }
+    Ok(families(&hosts, &tasks_by_host))
+}
 
+/// Turns hosts and their task counts (by host id and state) into metric families.
+fn families(hosts: &[::koji_db::Host], tasks_by_host: &HashMap<(i32, i32), f64>) -> Families {
     let mut capacity = Gauges::new(
         "koji_host_capacity",
         "Task weight the Koji scheduler may assign to the host at once.",
@@ -87,10 +92,10 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         "koji_host_tasks",
         "Active tasks on the host by state (open, assigned).",
     );
-    for host in &hosts {
-        let labels = HostLabels {
-            host: host.name.clone(),
-        };
+    for host in hosts {
+        // One allocation per host name, shared by its eight series.
+        let name = Arc::new(host.name.clone());
+        let labels = HostLabels { host: name.clone() };
         capacity.push(labels.clone(), host.capacity);
         task_load.push(labels.clone(), host.task_load);
         ready.push(labels.clone(), f64::from(u8::from(host.ready)));
@@ -99,7 +104,7 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
             last_update.push(labels, seconds);
         }
         info.push(HostInfoLabels {
-            host: host.name.clone(),
+            host: name.clone(),
             arches: host.arches.clone(),
             channels: host.channels.join(","),
         });
@@ -107,14 +112,14 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
             let count = tasks_by_host.get(&(host.id, state)).copied().unwrap_or(0.0);
             host_tasks.push(
                 HostTaskLabels {
-                    host: host.name.clone(),
-                    state: state_name.into(),
+                    host: name.clone(),
+                    state: state_name,
                 },
                 count,
             );
         }
     }
-    Ok(vec![
+    vec![
         capacity.boxed(),
         task_load.boxed(),
         ready.boxed(),
@@ -122,5 +127,5 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         last_update.boxed(),
         info.boxed(),
         host_tasks.boxed(),
-    ])
+    ]
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use tokio_postgres::Row;
 
 use super::{CollectContext, CollectError};
 use crate::metric_families::{Families, Gauges};
@@ -77,27 +78,38 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let slots = slots
         .first()
         .ok_or_else(|| CollectError::Malformed("connection slot settings".into()))?;
+    let mut families = connection_families(&rows, &context.config.database.koji_users);
+    families.extend([
+        Gauges::single(
+            "koji_db_stale_connection_threshold_seconds",
+            "Age of last query beyond which a connection counts as stale (configured).",
+            threshold,
+        ),
+        Gauges::single(
+            "koji_db_max_connections",
+            "The server's max_connections setting.",
+            slots.get("max_connections"),
+        ),
+        Gauges::single(
+            "koji_db_superuser_reserved_connections",
+            "Slots of max_connections reserved for superusers.",
+            slots.get("reserved"),
+        ),
+    ]);
+    Ok(families)
+}
 
+/// Counts, ages and stale counts from the rows of [`CONNECTIONS`]; every user in
+/// `koji_users` gets a stale count, 0 when it has no connection.
+fn connection_families(rows: &[Row], koji_users: &[String]) -> Families {
     let mut connections = Gauges::new(
         "koji_db_connections",
         "Client connections to the database server by database, user and state.",
     );
     let mut ages: BTreeMap<UserStateLabels, Ages> = BTreeMap::new();
-    let mut stale: BTreeMap<UserLabels, f64> = context
-        .config
-        .database
-        .koji_users
-        .iter()
-        .map(|user| {
-            (
-                UserLabels {
-                    usename: user.clone(),
-                },
-                0.0,
-            )
-        })
-        .collect();
-    for row in &rows {
+    let mut stale: BTreeMap<String, f64> =
+        koji_users.iter().map(|user| (user.clone(), 0.0)).collect();
+    for row in rows {
         let usename: String = row.get("usename");
         let state: String = row.get("state");
         connections.push(
@@ -108,18 +120,17 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
             },
             row.get("connections"),
         );
-        let entry = ages
-            .entry(UserStateLabels {
-                usename: usename.clone(),
-                state,
-            })
-            .or_default();
+        let labels = UserStateLabels {
+            usename: usename.clone(),
+            state,
+        };
+        let entry = ages.entry(labels).or_default();
         let connection_age: Option<f64> = row.get("max_connection_age");
         entry.connection = entry.connection.max(connection_age.unwrap_or(0.0));
         if let Some(query_age) = row.get::<_, Option<f64>>("max_query_age") {
             entry.query = Some(entry.query.map_or(query_age, |age| age.max(query_age)));
         }
-        *stale.entry(UserLabels { usename }).or_default() += row.get::<_, f64>("stale");
+        *stale.entry(usename).or_default() += row.get::<_, f64>("stale");
     }
 
     let mut connection_age = Gauges::new(
@@ -140,28 +151,13 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         "koji_db_stale_connections",
         "Connections whose last query started longer ago than the stale threshold, by user.",
     );
-    for (labels, count) in stale {
-        stale_connections.push(labels, count);
+    for (usename, count) in stale {
+        stale_connections.push(UserLabels { usename }, count);
     }
-    Ok(vec![
+    vec![
         connections.boxed(),
         connection_age.boxed(),
         query_age.boxed(),
         stale_connections.boxed(),
-        Gauges::single(
-            "koji_db_stale_connection_threshold_seconds",
-            "Age of last query beyond which a connection counts as stale (configured).",
-            threshold,
-        ),
-        Gauges::single(
-            "koji_db_max_connections",
-            "The server's max_connections setting.",
-            slots.get("max_connections"),
-        ),
-        Gauges::single(
-            "koji_db_superuser_reserved_connections",
-            "Slots of max_connections reserved for superusers.",
-            slots.get("reserved"),
-        ),
-    ])
+    ]
 }
