@@ -101,29 +101,31 @@ async fn wait_healthy(base: &str) {
     }
 }
 
+/// Starts the real binary on a free port with `args` and a dead database; returns it with
+/// its base URL once it answers `/healthz`.
+async fn start_exporter(args: &[&str]) -> (Exporter, String) {
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut all_args = vec!["--web.listen-address", address.as_str()];
+    all_args.extend_from_slice(args);
+    let child = exporter(&all_args, Some(&dead_database_url()))
+        .spawn()
+        .unwrap();
+    let base = format!("http://{address}");
+    let running = Exporter(child);
+    wait_healthy(&base).await;
+    (running, base)
+}
+
+async fn fetch_samples(base: &str) -> Vec<support::Sample> {
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    support::parse(&response.text().await.unwrap())
+}
+
 /// The README's quick start: no config file at all, no database reachable.
 #[tokio::test]
 async fn the_binary_runs_on_its_embedded_default_and_stops_on_sigterm() {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let url = dead_database_url();
-    let child = exporter(
-        &["--web.listen-address", &address, "--log.format", "json"],
-        Some(&url),
-    )
-    .spawn()
-    .unwrap();
-    let mut exporter = Exporter(child);
-    let base = format!("http://{address}");
-    wait_healthy(&base).await;
-
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let samples = support::parse(&text);
+    let (mut exporter, base) = start_exporter(&["--log.format", "json"]).await;
+    let samples = fetch_samples(&base).await;
     assert_eq!(support::value(&samples, "koji_db_up", &[]), 0.0);
     assert_eq!(
         support::value(
@@ -133,6 +135,8 @@ async fn the_binary_runs_on_its_embedded_default_and_stops_on_sigterm() {
         ),
         1.0
     );
+    // The local collector serves this machine's metrics without any database.
+    assert!(support::value(&samples, "koji_memory_total_bytes", &[]) > 0.0);
 
     let status = Command::new("kill")
         .args(["-TERM", &exporter.0.id().to_string()])
@@ -152,30 +156,9 @@ async fn the_binary_runs_on_its_embedded_default_and_stops_on_sigterm() {
 
 #[tokio::test]
 async fn collector_flags_choose_what_runs() {
-    let port = free_port();
-    let address = format!("127.0.0.1:{port}");
-    let url = dead_database_url();
-    let child = exporter(
-        &[
-            "--web.listen-address",
-            &address,
-            "--collector.disable-defaults",
-            "--collector.koji_db",
-        ],
-        Some(&url),
-    )
-    .spawn()
-    .unwrap();
-    let _exporter = Exporter(child);
-    let base = format!("http://{address}");
-    wait_healthy(&base).await;
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let samples = support::parse(&text);
+    let (_exporter, base) =
+        start_exporter(&["--collector.disable-defaults", "--collector.koji_db"]).await;
+    let samples = fetch_samples(&base).await;
     let collectors: Vec<&str> = support::find(&samples, "koji_exporter_collector_success", &[])
         .iter()
         .map(|s| s.labels["collector"].as_str())
