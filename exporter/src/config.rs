@@ -33,6 +33,72 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Where the local collectors find the kernel's views.
     pub paths: PathsConfig,
+    /// The file systems to watch.
+    pub filesystems: FilesystemsConfig,
+}
+
+/// `[filesystems]`: watched paths and how long a file system may take to answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesystemsConfig {
+    /// How long one `statvfs` may take before its mount counts as failing (a dead NFS
+    /// server never answers).
+    #[serde(with = "humantime_serde")]
+    pub stat_timeout: Duration,
+    /// The paths to watch, each resolved to the mount that holds it. Missing paths are
+    /// skipped (and logged once).
+    pub paths: Vec<WatchedPath>,
+}
+
+/// One watched path.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedPath {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Whose problem a full file system is.
+    pub role: Role,
+}
+
+/// Whose problem a full file system is.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// This builder's own disk: the remediator may clean it.
+    Local,
+    /// Storage shared by the build system: a human must act.
+    Shared,
+}
+
+impl Role {
+    /// The `role` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Local => "local",
+            Role::Shared => "shared",
+        }
+    }
+}
+
+impl Default for FilesystemsConfig {
+    fn default() -> Self {
+        let watched = |path: &str, role| WatchedPath {
+            path: PathBuf::from(path),
+            role,
+        };
+        FilesystemsConfig {
+            stat_timeout: Duration::from_secs(1),
+            paths: vec![
+                watched("/", Role::Local),
+                watched("/var/lib/mock", Role::Local),
+                watched("/mnt/build", Role::Local),
+                watched("/mnt/koji", Role::Shared),
+                watched("/pub/fedora", Role::Shared),
+                watched("/pub/epel", Role::Shared),
+                watched("/mnt/ntap-fedora1/scratch", Role::Shared),
+            ],
+        }
+    }
 }
 
 /// `[paths]`: kernel file systems, replaceable for containers and tests.
@@ -183,6 +249,20 @@ impl Config {
                 "database.connect_timeout",
                 "must be more than 0".into(),
             ));
+        }
+        if self.filesystems.stat_timeout.is_zero() {
+            return Err(invalid(
+                "filesystems.stat_timeout",
+                "must be more than 0".into(),
+            ));
+        }
+        for (index, watched) in self.filesystems.paths.iter().enumerate() {
+            if !watched.path.is_absolute() {
+                return Err(invalid(
+                    &format!("filesystems.paths[{index}].path"),
+                    format!("{} is not an absolute path", watched.path.display()),
+                ));
+            }
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1".into()));

@@ -6,6 +6,8 @@
 //! - [`error_chain`]: error messages with their causes, for logs.
 //! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
 //! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
+//! - [`mounts`]: the mount table and which mount holds a path.
+//! - [`statfs_probe`]: `statvfs` off the runtime with a timeout, safe on hung mounts.
 //! - [`scrape`]: one scrape: concurrent collection under a deadline, then encoding.
 //! - [`server`]: the HTTP router and server.
 //! - [`logging`]: tracing setup.
@@ -19,8 +21,10 @@ pub mod error_chain;
 pub mod hub_database;
 pub mod logging;
 pub mod metric_families;
+pub mod mounts;
 pub mod scrape;
 pub mod server;
+pub mod statfs_probe;
 
 use std::future::Future;
 use std::sync::Arc;

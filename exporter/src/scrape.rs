@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
-use crate::collectors::{CollectContext, CollectError, CollectorId};
+use crate::collectors::{CollectContext, CollectError, CollectorId, CollectorState};
 use crate::config::Config;
 use crate::error_chain::error_chain;
 use crate::hub_database::HubDatabase;
@@ -56,6 +56,7 @@ pub struct Scraper {
     config: Arc<Config>,
     hub: Option<HubDatabase>,
     collectors: Vec<CollectorId>,
+    state: Arc<CollectorState>,
     /// Last outcome per collector, so failures are logged when they start and end, not on
     /// every scrape.
     last_success: Mutex<HashMap<CollectorId, bool>>,
@@ -72,6 +73,7 @@ impl Scraper {
             config,
             hub,
             collectors,
+            state: Arc::default(),
             last_success: Mutex::new(HashMap::new()),
         }
     }
@@ -88,6 +90,7 @@ impl Scraper {
             config: self.config.clone(),
             hub: self.hub.clone(),
             deadline: started + timeout,
+            state: self.state.clone(),
         };
         let runs = self.collectors.iter().map(|&id| {
             let context = &context;

@@ -7,14 +7,18 @@
 //! | `koji_tasks`       | on      | the active task queue per channel                 |
 //! | `pg_stat_activity` | on      | connections by user and state, connection slots   |
 //! | `builder_health`   | on      | this machine's memory, OOM kills, load, CPUs      |
+//! | `filesystems`      | on      | size, free space and inodes of the mounts holding watched paths |
 
 pub mod builder_health;
+pub mod filesystems;
 pub mod koji_db;
 pub mod koji_hosts;
 pub mod koji_tasks;
 pub mod pg_stat_activity;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,6 +26,8 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::hub_database::{HubDatabase, HubDatabaseError};
 use crate::metric_families::Families;
+use crate::mounts::MountinfoError;
+use crate::statfs_probe::StatfsProbe;
 
 /// A collector, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +42,8 @@ pub enum CollectorId {
     PgStatActivity,
     /// This machine's memory, OOM kills, load and CPUs.
     BuilderHealth,
+    /// The mounts that hold the watched paths.
+    Filesystems,
 }
 
 /// One row of the collector table.
@@ -83,6 +91,13 @@ const TABLE: &[CollectorEntry] = &[
         enabled_by_default: true,
         needs_database: false,
         help: "this machine's memory, OOM kills, load average and CPUs, from /proc",
+    },
+    CollectorEntry {
+        id: CollectorId::Filesystems,
+        name: "filesystems",
+        enabled_by_default: true,
+        needs_database: false,
+        help: "size, free space, inodes, read-only and errors of the mounts holding watched paths",
     },
 ];
 
@@ -140,6 +155,7 @@ impl CollectorId {
             CollectorId::KojiTasks => koji_tasks::collect(context).await,
             CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
             CollectorId::BuilderHealth => builder_health::collect(context).await,
+            CollectorId::Filesystems => filesystems::collect(context).await,
         }
     }
 }
@@ -153,6 +169,17 @@ pub struct CollectContext {
     pub hub: Option<HubDatabase>,
     /// When the scrape gives up on every collector.
     pub deadline: Instant,
+    /// What collectors remember between scrapes.
+    pub state: Arc<CollectorState>,
+}
+
+/// What collectors remember between scrapes.
+#[derive(Debug, Default)]
+pub struct CollectorState {
+    /// `statvfs` probes, with the paths whose probe is still stuck.
+    pub statfs: StatfsProbe,
+    /// Watched paths already logged as missing, so each is logged once.
+    pub missing_paths: Mutex<HashSet<PathBuf>>,
 }
 
 impl CollectContext {
@@ -190,6 +217,9 @@ pub enum CollectError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The mount table did not parse.
+    #[error(transparent)]
+    Mountinfo(#[from] MountinfoError),
     /// A procfs file did not have the expected shape.
     #[error("unexpected content in {0}")]
     Malformed(String),
