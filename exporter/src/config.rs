@@ -35,6 +35,37 @@ pub struct Config {
     pub paths: PathsConfig,
     /// The file systems to watch.
     pub filesystems: FilesystemsConfig,
+    /// The daemons to look for in the process table.
+    pub services: ServicesConfig,
+    /// Who this machine is in Koji.
+    pub builder: BuilderConfig,
+}
+
+/// `[services]`: process names to report as up or down.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    /// Process names (the daemon's executable or script name).
+    pub names: Vec<String>,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        ServicesConfig {
+            names: ["kojid", "kojira", "httpd", "plague-builder"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// `[builder]`: this machine's identity in Koji.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuilderConfig {
+    /// The Koji host name this machine builds as (`koji_builder_info{host}`), for joins
+    /// with the hub's `koji_host_*` series; default: this machine's fully qualified name.
+    pub host_name: Option<String>,
 }
 
 /// `[filesystems]`: watched paths and how long a file system may take to answer.
@@ -263,6 +294,17 @@ impl Config {
                     format!("{} is not an absolute path", watched.path.display()),
                 ));
             }
+        }
+        if let Some(name) = self
+            .services
+            .names
+            .iter()
+            .find(|name| name.is_empty() || name.contains('/'))
+        {
+            return Err(invalid(
+                "services.names",
+                format!("{name:?} is not a process name"),
+            ));
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1".into()));

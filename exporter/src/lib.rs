@@ -1,5 +1,6 @@
 //! koji-exporter: Prometheus metrics for a Koji build system.
 //!
+//! - [`builder_identity`]: the Koji host name this machine builds as.
 //! - [`cli`]: command-line flags and how they combine with the configuration file.
 //! - [`config`]: the TOML configuration, parsed strictly, and its embedded default.
 //! - [`collectors`]: the collector table and one module per collector.
@@ -14,6 +15,7 @@
 //!
 //! [`run`] ties them together for `main` and for tests that want a real server.
 
+pub mod builder_identity;
 pub mod cli;
 pub mod collectors;
 pub mod config;

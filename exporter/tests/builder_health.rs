@@ -97,3 +97,29 @@ async fn real_proc_agrees_with_the_system_tools() {
     assert!(health.memory_available_bytes <= health.memory_total_bytes);
     assert!(health.load1 >= 0.0);
 }
+
+#[tokio::test]
+async fn builder_info_names_the_koji_host() {
+    let mut config = Config::default();
+    config.builder.host_name = Some("buildvm-x86-07.example.org".into());
+    let scraper = koji_exporter::scraper(config, vec![CollectorId::BuilderHealth]).unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(
+        value(
+            &samples,
+            "koji_builder_info",
+            &[("host", "buildvm-x86-07.example.org")]
+        ),
+        1.0
+    );
+    // Without configuration: this machine's (fully qualified, where resolvable) name.
+    let scraper =
+        koji_exporter::scraper(Config::default(), vec![CollectorId::BuilderHealth]).unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    let node = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let host = &find(&samples, "koji_builder_info", &[])[0].labels["host"];
+    assert!(host.starts_with(&node), "{host} vs {node}");
+}

@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+use prometheus_client::encoding::EncodeLabelSet;
+
 use super::{CollectContext, CollectError};
-use crate::metric_families::{Counters, Families, Gauges, NoLabels};
+use crate::builder_identity::fully_qualified_host_name;
+use crate::metric_families::{Counters, Families, Gauges, Infos, NoLabels};
 
 /// What this collector reads, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,10 +73,41 @@ pub async fn read(procfs: &Path) -> Result<BuilderHealth, CollectError> {
     })
 }
 
+/// Label set of `koji_builder_info`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct BuilderLabels {
+    /// The Koji host name this machine builds as.
+    pub host: String,
+}
+
+/// The configured Koji host name, else this machine's FQDN, looked up once.
+async fn builder_name(context: &CollectContext) -> String {
+    if let Some(name) = &context.config.builder.host_name {
+        return name.clone();
+    }
+    context
+        .state
+        .builder_name
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(fully_qualified_host_name)
+                .await
+                .unwrap_or_else(|_| "localhost".into())
+        })
+        .await
+        .clone()
+}
+
 /// Reads this machine's health.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
     let health = read(&context.config.paths.procfs).await?;
+    let host = builder_name(context).await;
     let mut families = vec![
+        Infos::new(
+            "koji_builder_info",
+            "The Koji host name this machine builds as, for joins with koji_host_* series.",
+        )
+        .with(BuilderLabels { host })
+        .boxed(),
         Gauges::single(
             "koji_memory_total_bytes",
             "Physical memory of the machine.",

@@ -8,6 +8,7 @@
 //! | `pg_stat_activity` | on      | connections by user and state, connection slots   |
 //! | `builder_health`   | on      | this machine's memory, OOM kills, load, CPUs      |
 //! | `filesystems`      | on      | size, free space and inodes of the mounts holding watched paths |
+//! | `services`         | on      | whether kojid, kojira, httpd, plague-builder run, and since when |
 
 pub mod builder_health;
 pub mod filesystems;
@@ -15,6 +16,7 @@ pub mod koji_db;
 pub mod koji_hosts;
 pub mod koji_tasks;
 pub mod pg_stat_activity;
+pub mod services;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -44,6 +46,8 @@ pub enum CollectorId {
     BuilderHealth,
     /// The mounts that hold the watched paths.
     Filesystems,
+    /// Configured daemons in the process table.
+    Services,
 }
 
 /// One row of the collector table.
@@ -98,6 +102,13 @@ const TABLE: &[CollectorEntry] = &[
         enabled_by_default: true,
         needs_database: false,
         help: "size, free space, inodes, read-only and errors of the mounts holding watched paths",
+    },
+    CollectorEntry {
+        id: CollectorId::Services,
+        name: "services",
+        enabled_by_default: true,
+        needs_database: false,
+        help: "whether the configured daemons (kojid, kojira, httpd, ...) run, and since when",
     },
 ];
 
@@ -156,6 +167,7 @@ impl CollectorId {
             CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
             CollectorId::BuilderHealth => builder_health::collect(context).await,
             CollectorId::Filesystems => filesystems::collect(context).await,
+            CollectorId::Services => services::collect(context).await,
         }
     }
 }
@@ -180,6 +192,8 @@ pub struct CollectorState {
     pub statfs: StatfsProbe,
     /// Watched paths already logged as missing, so each is logged once.
     pub missing_paths: Mutex<HashSet<PathBuf>>,
+    /// The Koji host name of this machine, looked up once.
+    pub builder_name: tokio::sync::OnceCell<String>,
 }
 
 impl CollectContext {
