@@ -39,6 +39,33 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Who this machine is in Koji.
     pub builder: BuilderConfig,
+    /// The build-directory scanner.
+    pub builddirs: BuilddirsConfig,
+}
+
+/// `[builddirs]`: the background scan of the builders' build directories.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuilddirsConfig {
+    /// Roots to scan; missing ones are skipped.
+    pub roots: Vec<PathBuf>,
+    /// A top-level entry whose newest change is older than this is stale (the runbook
+    /// deletes what is older than one week).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Pause between the end of one scan and the start of the next.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for BuilddirsConfig {
+    fn default() -> Self {
+        BuilddirsConfig {
+            roots: vec![PathBuf::from("/var/lib/mock"), PathBuf::from("/mnt/build")],
+            retention: Duration::from_secs(7 * 24 * 3600),
+            interval: Duration::from_secs(300),
+        }
+    }
 }
 
 /// `[services]`: process names to report as up or down.
@@ -304,6 +331,15 @@ impl Config {
             return Err(invalid(
                 "services.names",
                 format!("{name:?} is not a process name"),
+            ));
+        }
+        if self.builddirs.interval.is_zero() {
+            return Err(invalid("builddirs.interval", "must be more than 0".into()));
+        }
+        if let Some(root) = self.builddirs.roots.iter().find(|root| !root.is_absolute()) {
+            return Err(invalid(
+                "builddirs.roots",
+                format!("{} is not an absolute path", root.display()),
             ));
         }
         if self.database.pool_size == 0 {

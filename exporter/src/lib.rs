@@ -1,5 +1,7 @@
 //! koji-exporter: Prometheus metrics for a Koji build system.
 //!
+//! - [`builddir_scan`]: `du -x`-like walk of a build-directory root, with staleness.
+//! - [`builddir_scanner`]: runs that walk in the background on an interval.
 //! - [`builder_identity`]: the Koji host name this machine builds as.
 //! - [`cli`]: command-line flags and how they combine with the configuration file.
 //! - [`config`]: the TOML configuration, parsed strictly, and its embedded default.
@@ -15,6 +17,8 @@
 //!
 //! [`run`] ties them together for `main` and for tests that want a real server.
 
+pub mod builddir_scan;
+pub mod builddir_scanner;
 pub mod builder_identity;
 pub mod cli;
 pub mod collectors;
@@ -58,5 +62,8 @@ pub async fn run(
     scraper: Arc<Scraper>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, scraper, shutdown).await
+    let background = scraper.start_background_tasks();
+    let served = server::run(listener, scraper, shutdown).await;
+    background.into_iter().for_each(|task| task.abort());
+    served
 }

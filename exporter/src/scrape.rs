@@ -78,6 +78,21 @@ impl Scraper {
         }
     }
 
+    /// Starts what runs between scrapes (the build-directory scanner, when its collector is
+    /// enabled); `run` calls this, tests that scrape directly may too.
+    pub fn start_background_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if self.collectors.contains(&CollectorId::Builddirs) {
+            tasks.push(self.state.builddirs.spawn(self.config.builddirs.clone()));
+        }
+        tasks
+    }
+
+    /// Runs one build-directory scan now and waits for it (tests, and the first scan).
+    pub async fn scan_build_dirs_now(&self) {
+        self.state.builddirs.scan_all(&self.config.builddirs).await;
+    }
+
     /// The configured scrape timeout.
     pub fn timeout(&self) -> Duration {
         self.config.web.scrape_timeout

@@ -9,7 +9,9 @@
 //! | `builder_health`   | on      | this machine's memory, OOM kills, load, CPUs      |
 //! | `filesystems`      | on      | size, free space and inodes of the mounts holding watched paths |
 //! | `services`         | on      | whether kojid, kojira, httpd, plague-builder run, and since when |
+//! | `builddirs`        | on      | the background scan of /var/lib/mock and /mnt/build, live mounts below them |
 
+pub mod builddirs;
 pub mod builder_health;
 pub mod filesystems;
 pub mod koji_db;
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::builddir_scanner::ScanResults;
 use crate::config::Config;
 use crate::hub_database::{HubDatabase, HubDatabaseError};
 use crate::metric_families::Families;
@@ -48,6 +51,8 @@ pub enum CollectorId {
     Filesystems,
     /// Configured daemons in the process table.
     Services,
+    /// The build-directory scan.
+    Builddirs,
 }
 
 /// One row of the collector table.
@@ -110,6 +115,13 @@ const TABLE: &[CollectorEntry] = &[
         needs_database: false,
         help: "whether the configured daemons (kojid, kojira, httpd, ...) run, and since when",
     },
+    CollectorEntry {
+        id: CollectorId::Builddirs,
+        name: "builddirs",
+        enabled_by_default: true,
+        needs_database: false,
+        help: "size and stale entries of the build directories (background scan), live mounts below them",
+    },
 ];
 
 impl CollectorId {
@@ -168,6 +180,7 @@ impl CollectorId {
             CollectorId::BuilderHealth => builder_health::collect(context).await,
             CollectorId::Filesystems => filesystems::collect(context).await,
             CollectorId::Services => services::collect(context).await,
+            CollectorId::Builddirs => builddirs::collect(context).await,
         }
     }
 }
@@ -192,6 +205,8 @@ pub struct CollectorState {
     pub statfs: StatfsProbe,
     /// Watched paths already logged as missing, so each is logged once.
     pub missing_paths: Mutex<HashSet<PathBuf>>,
+    /// The latest build-directory scans.
+    pub builddirs: ScanResults,
     /// The Koji host name of this machine, looked up once.
     pub builder_name: tokio::sync::OnceCell<String>,
 }
