@@ -106,6 +106,7 @@ impl Scraper {
             hub: self.hub.clone(),
             deadline: started + timeout,
             state: self.state.clone(),
+            mounts: Arc::default(),
         };
         let runs = self.collectors.iter().map(|&id| {
             let context = &context;

@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 
 use super::{CollectContext, CollectError};
 use crate::metric_families::{Families, Gauges};
-use crate::mounts::{mounts_below, parse_mountinfo};
+use crate::mounts::mounts_below;
 
 /// Label set of the build-dir gauges.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -19,14 +19,7 @@ pub struct RootLabels {
 
 /// Serves the latest scans.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
-    let mountinfo_path = context.config.paths.procfs.join("self/mountinfo");
-    let text = tokio::fs::read_to_string(&mountinfo_path)
-        .await
-        .map_err(|source| CollectError::Proc {
-            path: mountinfo_path,
-            source,
-        })?;
-    let mounts = parse_mountinfo(&text)?;
+    let mounts = context.mounts().await?;
     let gauge = |name, help| Gauges::<RootLabels>::new(name, help);
     let mut bytes = gauge(
         "koji_builddir_bytes",
@@ -61,7 +54,7 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         let labels = RootLabels {
             root: root.display().to_string(),
         };
-        live_mounts.push(labels, mounts_below(root, &mounts).count() as f64);
+        live_mounts.push(labels, mounts_below(root, mounts).count() as f64);
     }
     for scan in context.state.builddirs.snapshot() {
         let labels = RootLabels {

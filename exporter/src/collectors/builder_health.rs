@@ -27,22 +27,25 @@ pub struct BuilderHealth {
     pub cpus: f64,
 }
 
-/// Reads and parses the procfs files under `procfs`.
+/// Reads and parses the procfs files under `procfs`, in one trip to a blocking thread.
 pub async fn read(procfs: &Path) -> Result<BuilderHealth, CollectError> {
-    let read = |name: &'static str| {
+    let procfs = procfs.to_path_buf();
+    tokio::task::spawn_blocking(move || read_blocking(&procfs))
+        .await
+        .map_err(|error| CollectError::Malformed(format!("procfs read: {error}")))?
+}
+
+fn read_blocking(procfs: &Path) -> Result<BuilderHealth, CollectError> {
+    let read = |name: &str| {
         let path = procfs.join(name);
-        async move {
-            tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|source| CollectError::Proc { path, source })
-        }
+        std::fs::read_to_string(&path).map_err(|source| CollectError::Proc { path, source })
     };
-    let (meminfo, vmstat, loadavg, stat) = tokio::try_join!(
-        read("meminfo"),
-        read("vmstat"),
-        read("loadavg"),
-        read("stat")
-    )?;
+    let (meminfo, vmstat, loadavg, stat) = (
+        read("meminfo")?,
+        read("vmstat")?,
+        read("loadavg")?,
+        read("stat")?,
+    );
     let malformed = |file: &str| CollectError::Malformed(procfs.join(file).display().to_string());
     let kib = |key: &str| {
         meminfo

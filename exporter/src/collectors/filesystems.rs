@@ -14,7 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use super::{CollectContext, CollectError};
 use crate::config::WatchedPath;
 use crate::metric_families::{Families, Gauges, Infos};
-use crate::mounts::{mount_for, normalize, parse_mountinfo, Mount};
+use crate::mounts::{mount_for, normalize, Mount};
 use crate::statfs_probe::{FsStats, ProbeError};
 
 /// Label set of the per-mount gauges.
@@ -48,14 +48,7 @@ struct MountReport {
 
 /// Probes every watched path concurrently and reports their mounts.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
-    let mountinfo_path = context.config.paths.procfs.join("self/mountinfo");
-    let text = tokio::fs::read_to_string(&mountinfo_path)
-        .await
-        .map_err(|source| CollectError::Proc {
-            path: mountinfo_path,
-            source,
-        })?;
-    let mounts = parse_mountinfo(&text)?;
+    let mounts = context.mounts().await?;
     let settings = &context.config.filesystems;
     let probes = settings.paths.iter().map(|watched| async move {
         let outcome = context
@@ -85,7 +78,7 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
             }
         };
         note_missing(context, &watched.path, false);
-        let Some(mount) = mount_for(&resolved, &mounts) else {
+        let Some(mount) = mount_for(&resolved, mounts) else {
             continue;
         };
         let labels = mount_labels(mount);

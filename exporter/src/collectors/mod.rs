@@ -31,7 +31,7 @@ use crate::builddir_scanner::ScanResults;
 use crate::config::Config;
 use crate::hub_database::{HubDatabase, HubDatabaseError};
 use crate::metric_families::Families;
-use crate::mounts::MountinfoError;
+use crate::mounts::{parse_mountinfo, Mount, MountinfoError};
 use crate::statfs_probe::StatfsProbe;
 
 /// A collector, by name.
@@ -196,6 +196,8 @@ pub struct CollectContext {
     pub deadline: Instant,
     /// What collectors remember between scrapes.
     pub state: Arc<CollectorState>,
+    /// The mount table, read at most once per scrape by whichever collector needs it first.
+    pub mounts: Arc<tokio::sync::OnceCell<Vec<Mount>>>,
 }
 
 /// What collectors remember between scrapes.
@@ -215,6 +217,21 @@ impl CollectContext {
     /// The hub database, or the error saying it is not configured.
     pub fn hub(&self) -> Result<&HubDatabase, CollectError> {
         self.hub.as_ref().ok_or(CollectError::NoDatabase)
+    }
+
+    /// The mount table as of this scrape.
+    pub async fn mounts(&self) -> Result<&[Mount], CollectError> {
+        let mounts = self
+            .mounts
+            .get_or_try_init(|| async {
+                let path = self.config.paths.procfs.join("self/mountinfo");
+                let text = tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|source| CollectError::Proc { path, source })?;
+                Ok::<_, CollectError>(parse_mountinfo(&text)?)
+            })
+            .await?;
+        Ok(mounts)
     }
 
     /// Time left before the deadline.

@@ -43,6 +43,19 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         count: usize,
     },
+    /// Create a build-directory tree: DIRS directories (in mock-chroot-like nesting under
+    /// top-level builds of 100 directories each) holding FILES_PER_DIR small files each.
+    MakeTree {
+        /// Where to create it (created if missing; must be empty).
+        #[arg(long)]
+        root: std::path::PathBuf,
+        /// Directories in all.
+        #[arg(long, default_value_t = 10_000)]
+        dirs: usize,
+        /// Files in each directory.
+        #[arg(long, default_value_t = 100)]
+        files_per_dir: usize,
+    },
     /// Open COUNT connections and keep them idle until killed, like a hub's httpd workers.
     HoldConnections {
         /// Connection string.
@@ -79,6 +92,11 @@ async fn main() -> anyhow::Result<()> {
             println!("generated {scale:?} in Koji {koji_version} layout");
         }
         Command::TimeScrapes { url, count } => time_scrapes(&url, count).await?,
+        Command::MakeTree {
+            root,
+            dirs,
+            files_per_dir,
+        } => make_tree(&root, dirs, files_per_dir)?,
         Command::HoldConnections { url, count } => {
             let mut clients = Vec::with_capacity(count);
             for _ in 0..count {
@@ -125,5 +143,29 @@ async fn time_scrapes(url: &str, count: usize) -> anyhow::Result<()> {
     let median = latencies[latencies.len() / 2];
     let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
     println!("median_ms={median:.2} p99_ms={p99:.2} bytes={bytes} scrapes={count}");
+    Ok(())
+}
+
+/// Builds the tree with sizes from 0 to 8 KiB in a fixed pattern, so every run makes the
+/// same tree.
+fn make_tree(root: &std::path::Path, dirs: usize, files_per_dir: usize) -> anyhow::Result<()> {
+    let content = vec![b'k'; 8192];
+    for index in 0..dirs {
+        let build = format!("f40-build-{}-{}", index / 100, index % 7);
+        let dir = root
+            .join(build)
+            .join("root/usr/share")
+            .join(format!("pkg-{:02}", (index % 100) / 10))
+            .join(format!("d{}", index % 10));
+        std::fs::create_dir_all(&dir)?;
+        for file in 0..files_per_dir {
+            let size = (index * 7 + file * 13) % content.len();
+            std::fs::write(dir.join(format!("f{file}")), &content[..size])?;
+        }
+    }
+    println!(
+        "made {dirs} directories of {files_per_dir} files under {}",
+        root.display()
+    );
     Ok(())
 }
