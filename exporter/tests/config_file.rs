@@ -84,3 +84,34 @@ fn a_missing_file_says_which() {
         .to_string()
         .contains("/nonexistent/koji-exporter.toml"));
 }
+
+#[test]
+fn builder_sections_are_validated() {
+    let message = parse_error("[[filesystems.paths]]\npath = \"relative/dir\"\nrole = \"local\"\n");
+    assert!(message.contains("filesystems.paths[0].path"), "{message}");
+    let message = parse_error("[[filesystems.paths]]\npath = \"/mnt/koji\"\nrole = \"remote\"\n");
+    assert!(message.contains("remote"), "{message}");
+    let message = parse_error("[[filesystems.paths]]\npath = \"/mnt/koji\"\n");
+    assert!(message.contains("role"), "{message}");
+    let message = parse_error("[builddirs]\ninterval = \"0s\"\n");
+    assert!(message.contains("builddirs.interval"), "{message}");
+    let message = parse_error("[builddirs]\nroots = [\"var/lib/mock\"]\n");
+    assert!(message.contains("builddirs.roots"), "{message}");
+    let message = parse_error("[services]\nnames = [\"/usr/sbin/kojid\"]\n");
+    assert!(message.contains("services.names"), "{message}");
+    let message = parse_error("[builder]\nhostname = \"x\"\n");
+    assert!(message.contains("hostname"), "{message}");
+}
+
+#[test]
+fn the_builder_example_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/koji-exporter-builder.toml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(
+        config.builder.host_name.as_deref(),
+        Some("buildvm-x86-01.example.org")
+    );
+    assert_eq!(config.filesystems.paths.len(), 7);
+    assert_eq!(config.builddirs.retention, Duration::from_secs(7 * 86400));
+    assert_eq!(config.collectors.get("koji_hosts"), Some(&false));
+}

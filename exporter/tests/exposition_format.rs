@@ -107,6 +107,31 @@ async fn golden_metrics_for_a_fixed_fixture() {
     );
 }
 
+/// The local collectors on procfs fixtures: everything is fixed but collector durations.
+#[tokio::test]
+async fn golden_metrics_for_builder_fixtures() {
+    let mut config = koji_exporter::config::Config::default();
+    config.paths.procfs = repo_root().join("tests/fixtures/proc-services");
+    config.builder.host_name = Some("buildvm-x86-01.example.org".into());
+    let collectors = vec![CollectorId::BuilderHealth, CollectorId::Services];
+    let scraper = koji_exporter::scraper(config, collectors).unwrap();
+    let text = scraper
+        .scrape(Duration::from_secs(5), Format::OpenMetrics)
+        .await;
+    let actual = filter_non_deterministic(&text);
+    let golden = repo_root().join("tests/golden/builder.metrics");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("golden file; UPDATE_GOLDEN=1 makes it");
+    assert_eq!(actual, expected, "metrics differ from {}", golden.display());
+    let lint = promtool_check(&expected);
+    assert!(
+        lint.is_empty(),
+        "promtool complaints about the golden file: {lint:?}"
+    );
+}
+
 /// Runs `promtool check metrics` and returns its complaints, without the one it always
 /// makes about OpenMetrics counters (their HELP sits on the family, not `NAME_total`).
 fn promtool_check(text: &str) -> Vec<String> {
