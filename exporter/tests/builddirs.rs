@@ -267,3 +267,50 @@ async fn the_collector_serves_the_latest_background_scan() {
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(value(&samples, "koji_builddir_mounts", &at_root), 0.0);
 }
+
+/// An unreadable directory is counted as an error and skipped; the rest is still summed.
+/// The scan runs on a thread that gives up root (to `nobody`, uid 65534) for itself only,
+/// since root reads everything.
+#[test]
+fn unreadable_directories_are_errors_not_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("var-lib-mock");
+    let _root_mount = TestMount::tmpfs(&root);
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    write(&root.join("readable/root/file"), 4096);
+    write(&root.join("locked/root/secret"), 4096);
+    for path in [
+        root.clone(),
+        root.join("readable"),
+        root.join("readable/root"),
+    ] {
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::set_permissions(
+        root.join("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let scan_root_path = root.clone();
+    let scan = std::thread::spawn(move || {
+        let nobody = rustix::fs::Uid::from_raw(65534);
+        rustix::thread::set_thread_uid(nobody).expect("dropping root on this thread");
+        scan_root(&scan_root_path, WEEK, SystemTime::now())
+    })
+    .join()
+    .unwrap()
+    .expect("the scan itself succeeds");
+    assert_eq!(scan.errors, 1, "the locked directory could not be read");
+    assert_eq!(scan.entries.len(), 2);
+    let readable = scan
+        .entries
+        .iter()
+        .find(|e| e.name == Path::new("readable"))
+        .unwrap();
+    assert_eq!(readable.bytes, du(&root.join("readable")));
+}
