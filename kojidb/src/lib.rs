@@ -4,10 +4,12 @@
 //! `host_config` table in 1.16, and added `host.update_time` in 1.33. Everything that reads
 //! hosts must therefore first learn which layout it talks to.
 //!
+//! - [`capacity`]: read and change a host's capacity as Koji's `editHost` does.
 //! - [`layout`]: detect the schema layout of a connected database.
 //! - [`hosts`]: read every builder with its capacity, load, readiness and channels.
 //! - [`error`]: the error type of this crate.
 
+pub mod capacity;
 pub mod error;
 pub mod hosts;
 pub mod layout;

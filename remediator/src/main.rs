@@ -1,22 +1,92 @@
-//! koji-remediator: receives Alertmanager webhooks and applies the Koji runbook's fixes.
-//!
-//! Only the command line exists so far; the webhook, runbook and actions follow.
+//! koji-remediator's entry point: parse flags, load and check the runbook, serve until
+//! SIGTERM or Ctrl-C.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use koji_remediator::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Applies the Koji operations runbook's fixes when Alertmanager reports a symptom.
 #[derive(Parser, Debug)]
 #[command(name = "koji-remediator", version, about)]
 struct Cli {
-    /// Path of the runbook configuration file (TOML).
+    /// The configuration and runbook (TOML).
     #[arg(long = "config.file", value_name = "FILE")]
-    config_file: Option<std::path::PathBuf>,
+    config_file: PathBuf,
+    /// Address to listen on, overriding `server.listen_address`.
+    #[arg(long = "web.listen-address", value_name = "ADDR")]
+    listen_address: Option<String>,
+    /// Validate the configuration and exit.
+    #[arg(long = "check-config")]
+    check_config: bool,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log filter.
+    #[arg(long = "log.level", default_value = "info", value_name = "FILTER")]
+    log_level: String,
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    anyhow::bail!(
-        "koji-remediator is not implemented yet (config {:?}); only --help and --version work",
-        cli.config_file
-    )
+    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let config = Config::load(&cli.config_file)?;
+    if cli.check_config {
+        println!(
+            "configuration ok: {} rule(s): {}",
+            config.rules.len(),
+            config
+                .rules
+                .iter()
+                .map(|rule| format!(
+                    "{} -> {} ({})",
+                    rule.alertname,
+                    rule.action.name(),
+                    rule.policy.name()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(());
+    }
+    let address = cli
+        .listen_address
+        .unwrap_or_else(|| config.server.listen_address.clone());
+    let state = koji_remediator::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    tracing::info!(address = %listener.local_addr()?, "koji-remediator listening");
+    koji_remediator::server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("koji-remediator stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -1,0 +1,160 @@
+//! Reads and changes a host's capacity the way Koji's own `editHost` does.
+//!
+//! Before 1.16 capacity is a column of `host`. From 1.16 `host_config` is versioned: a change
+//! revokes the active row (`revoke_event`, `revoker_id`, `active = NULL`) and inserts a new
+//! active row carrying every other column over, with one new event serving as both the old
+//! row's `revoke_event` and the new row's `create_event`, in one transaction. Done so, Koji's
+//! `list-history --host` shows one "host configuration altered" entry with the old and new
+//! capacity.
+
+use tokio_postgres::{Client, GenericClient, Transaction};
+
+use crate::{KojiDbError, Layout};
+
+/// A host's current capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostCapacity {
+    /// `host.id`.
+    pub host_id: i32,
+    /// Current capacity.
+    pub capacity: f64,
+}
+
+/// Why a capacity change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    /// No host of that name.
+    #[error("no Koji host named {0:?}")]
+    NoSuchHost(String),
+    /// The Koji user to record as the changer does not exist.
+    #[error("no Koji user named {0:?} to record the change under")]
+    NoSuchUser(String),
+    /// Someone changed the capacity since it was read: nothing was written.
+    #[error("capacity of {host:?} is now {found}, not the {expected} the plan was made from")]
+    Changed {
+        /// Host name.
+        host: String,
+        /// The capacity the plan expected.
+        expected: f64,
+        /// The capacity found.
+        found: f64,
+    },
+    /// Koji requires capacity > 1.
+    #[error("capacity {0} violates Koji's constraint capacity > 1")]
+    TooLow(f64),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] KojiDbError),
+}
+
+impl From<tokio_postgres::Error> for CapacityError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        CapacityError::Database(KojiDbError::Query(error))
+    }
+}
+
+const CAPACITY_PRE_1_16: &str = "SELECT id, capacity FROM host WHERE name = $1";
+const CAPACITY_HOST_CONFIG: &str = "
+SELECT h.id, hc.capacity FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
+ WHERE h.name = $1";
+const CAPACITY_PRE_1_16_FOR_UPDATE: &str =
+    "SELECT id, capacity FROM host WHERE name = $1 FOR UPDATE";
+const CAPACITY_HOST_CONFIG_FOR_UPDATE: &str = "
+SELECT h.id, hc.capacity FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
+ WHERE h.name = $1 FOR UPDATE OF hc";
+const USER_ID: &str = "SELECT id FROM users WHERE name = $1";
+const UPDATE_PRE_1_16: &str = "UPDATE host SET capacity = $2 WHERE id = $1";
+/// One event for the whole change, as Koji's `get_event()` gives one per transaction.
+const NEW_EVENT: &str = "SELECT get_event()";
+const REVOKE_ACTIVE: &str = "
+UPDATE host_config SET revoke_event = $2, revoker_id = $3, active = NULL
+ WHERE host_id = $1 AND active IS TRUE";
+const INSERT_ACTIVE: &str = "
+INSERT INTO host_config (host_id, arches, capacity, description, comment, enabled,
+                         create_event, creator_id)
+SELECT host_id, arches, $2, description, comment, enabled, $3, $4
+  FROM host_config WHERE host_id = $1 AND revoke_event = $3";
+
+/// The host's current capacity, or `None` when there is no such host.
+pub async fn read_capacity(
+    client: &impl GenericClient,
+    layout: Layout,
+    host: &str,
+) -> Result<Option<HostCapacity>, KojiDbError> {
+    let query = match layout {
+        Layout::Pre116 => CAPACITY_PRE_1_16,
+        Layout::HostConfig { .. } => CAPACITY_HOST_CONFIG,
+    };
+    let row = client.query_opt(query, &[&host]).await?;
+    Ok(row.map(|row| HostCapacity {
+        host_id: row.get(0),
+        capacity: row.get(1),
+    }))
+}
+
+/// Changes `host`'s capacity from `expected` to `new` in one transaction, recording the Koji
+/// user `changed_by` (1.16+). Refuses when the capacity is no longer `expected` (someone
+/// changed it since the plan was made) and when `new` is not above 1.
+pub async fn change_capacity(
+    client: &mut Client,
+    layout: Layout,
+    host: &str,
+    expected: f64,
+    new: f64,
+    changed_by: &str,
+) -> Result<(), CapacityError> {
+    if new <= 1.0 || !new.is_finite() {
+        return Err(CapacityError::TooLow(new));
+    }
+    let transaction = client.transaction().await?;
+    let for_update = match layout {
+        Layout::Pre116 => CAPACITY_PRE_1_16_FOR_UPDATE,
+        Layout::HostConfig { .. } => CAPACITY_HOST_CONFIG_FOR_UPDATE,
+    };
+    let row = transaction
+        .query_opt(for_update, &[&host])
+        .await?
+        .ok_or_else(|| CapacityError::NoSuchHost(host.to_string()))?;
+    let host_id: i32 = row.get(0);
+    let found: f64 = row.get(1);
+    if found != expected {
+        return Err(CapacityError::Changed {
+            host: host.to_string(),
+            expected,
+            found,
+        });
+    }
+    match layout {
+        Layout::Pre116 => {
+            transaction
+                .execute(UPDATE_PRE_1_16, &[&host_id, &new])
+                .await?;
+        }
+        Layout::HostConfig { .. } => {
+            revoke_and_insert(&transaction, host_id, new, changed_by).await?;
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+async fn revoke_and_insert(
+    transaction: &Transaction<'_>,
+    host_id: i32,
+    new: f64,
+    changed_by: &str,
+) -> Result<(), CapacityError> {
+    let user_id: i32 = transaction
+        .query_opt(USER_ID, &[&changed_by])
+        .await?
+        .ok_or_else(|| CapacityError::NoSuchUser(changed_by.to_string()))?
+        .get(0);
+    let event: i32 = transaction.query_one(NEW_EVENT, &[]).await?.get(0);
+    transaction
+        .execute(REVOKE_ACTIVE, &[&host_id, &event, &user_id])
+        .await?;
+    transaction
+        .execute(INSERT_ACTIVE, &[&host_id, &new, &event, &user_id])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The runbook's fixes, one file each, dispatched from one enum. Every action first makes a
+//! plan (what exactly it would touch, readable by a human and stored in the journal), then
+//! applies it, then verifies the symptom is gone.
+
+pub mod lower_capacity;
+pub mod terminate_stale_connections;
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+
+/// Every action the runbook can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Terminate the hub user's backends left over from a crashed hub.
+    TerminateStaleConnections,
+    /// Lower a builder's capacity (and restore it when the alert resolves).
+    LowerCapacity,
+}
+
+/// What actions may use.
+#[derive(Debug, Clone)]
+pub struct ActionContext {
+    /// The Koji hub database.
+    pub hub: Pool,
+    /// The Koji user recorded as making changes.
+    pub koji_user: String,
+}
+
+/// A plan: the exact change, for the journal and for on-call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Plan {
+    /// See [`terminate_stale_connections::TerminatePlan`].
+    TerminateStaleConnections(terminate_stale_connections::TerminatePlan),
+    /// See [`lower_capacity::CapacityPlan`].
+    LowerCapacity(lower_capacity::CapacityPlan),
+}
+
+/// What planning concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// Something to apply.
+    Change(Plan),
+    /// The symptom needs nothing from this action (already fixed, nothing matches).
+    NothingToDo(String),
+    /// The action must not act (a guard of its own: floor, unknown host, changed meanwhile).
+    Refused(String),
+}
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// No database connection.
+    #[error("hub database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A query failed.
+    #[error("hub query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// Koji's schema could not be read or changed.
+    #[error(transparent)]
+    Koji(#[from] koji_db::KojiDbError),
+    /// The capacity change was refused by the database model.
+    #[error(transparent)]
+    Capacity(#[from] koji_db::capacity::CapacityError),
+    /// Verification found the symptom still there.
+    #[error("verification failed: {0}")]
+    NotVerified(String),
+    /// Parameters are wrong (validated at start, so only for restores of old plans).
+    #[error("bad parameters: {0}")]
+    Params(String),
+}
+
+impl ActionKind {
+    /// The name in the runbook, journal and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::TerminateStaleConnections => "terminate_stale_connections",
+            ActionKind::LowerCapacity => "lower_capacity",
+        }
+    }
+
+    /// Every action.
+    pub const ALL: [ActionKind; 2] = [
+        ActionKind::TerminateStaleConnections,
+        ActionKind::LowerCapacity,
+    ];
+
+    /// Whether the action can undo itself when its alert resolves.
+    pub fn can_restore(self) -> bool {
+        matches!(self, ActionKind::LowerCapacity)
+    }
+
+    /// Checks a rule's parameters at start.
+    pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
+        match self {
+            ActionKind::TerminateStaleConnections => {
+                terminate_stale_connections::Params::from_table(params).map(|_| ())
+            }
+            ActionKind::LowerCapacity => lower_capacity::Params::from_table(params).map(|_| ()),
+        }
+    }
+
+    /// What the action would act on, from the alert's labels: the key of cooldowns.
+    pub fn target(
+        self,
+        params: &toml::Table,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        match self {
+            ActionKind::TerminateStaleConnections => {
+                Ok(terminate_stale_connections::Params::from_table(params)?.target())
+            }
+            ActionKind::LowerCapacity => lower_capacity::Params::from_table(params)?.target(labels),
+        }
+    }
+
+    /// Makes the plan.
+    pub async fn plan(
+        self,
+        context: &ActionContext,
+        params: &toml::Table,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Planned, ActionError> {
+        match self {
+            ActionKind::TerminateStaleConnections => {
+                let params = terminate_stale_connections::Params::from_table(params)
+                    .map_err(ActionError::Params)?;
+                terminate_stale_connections::plan(context, &params).await
+            }
+            ActionKind::LowerCapacity => {
+                let params =
+                    lower_capacity::Params::from_table(params).map_err(ActionError::Params)?;
+                lower_capacity::plan(context, &params, labels).await
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// A one-line description for the journal and on-call.
+    pub fn summary(&self) -> String {
+        match self {
+            Plan::TerminateStaleConnections(plan) => plan.summary(),
+            Plan::LowerCapacity(plan) => plan.summary(),
+        }
+    }
+
+    /// Applies the plan; returns what was done.
+    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+        match self {
+            Plan::TerminateStaleConnections(plan) => plan.apply(context).await,
+            Plan::LowerCapacity(plan) => plan.apply(context).await,
+        }
+    }
+
+    /// Checks the symptom is gone; returns what was found.
+    pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
+        match self {
+            Plan::TerminateStaleConnections(plan) => plan.verify(context).await,
+            Plan::LowerCapacity(plan) => plan.verify(context).await,
+        }
+    }
+}

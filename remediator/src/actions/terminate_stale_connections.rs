@@ -1,0 +1,227 @@
+//! `terminate_stale_connections`: the runbook's fix for "kojid won't start / builders won't
+//! connect": database slots filled by backends a crashed hub left behind. Terminates the
+//! configured users' backends whose last query started longer ago than the threshold
+//! (the runbook: 40 minutes), oldest first, at most `max_per_run`.
+//!
+//! Never another user's backend, never the remediator's own (by `application_name` and by
+//! pid), and the conditions are checked again, atomically, at the moment of termination: a
+//! pid reused by a fresh backend since the plan is left alone.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ActionContext, ActionError, Planned};
+use crate::database::APPLICATION_NAME;
+
+/// Rule parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Database users whose backends may be terminated (the hub's is usually `koji`).
+    #[serde(default = "default_users")]
+    pub users: Vec<String>,
+    /// A backend whose last query started longer ago than this is stale.
+    #[serde(default = "default_older_than", with = "humantime_serde")]
+    pub older_than: Duration,
+    /// At most this many backends per run.
+    #[serde(default = "default_max_per_run")]
+    pub max_per_run: i64,
+}
+
+fn default_users() -> Vec<String> {
+    vec!["koji".into()]
+}
+
+fn default_older_than() -> Duration {
+    Duration::from_secs(40 * 60)
+}
+
+fn default_max_per_run() -> i64 {
+    100
+}
+
+impl Params {
+    /// Parses and checks a rule's `params` table.
+    pub fn from_table(table: &toml::Table) -> Result<Params, String> {
+        let params: Params = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|error: toml::de::Error| error.to_string())?;
+        if params.users.is_empty() || params.users.iter().any(String::is_empty) {
+            return Err("users must name at least one database user".into());
+        }
+        if params.older_than < Duration::from_secs(1) {
+            return Err("older_than must be at least 1s".into());
+        }
+        if params.max_per_run < 1 {
+            return Err("max_per_run must be at least 1".into());
+        }
+        Ok(params)
+    }
+
+    /// The cooldown key: the users whose backends this acts on.
+    pub fn target(&self) -> String {
+        format!("users:{}", self.users.join(","))
+    }
+}
+
+/// One backend to terminate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backend {
+    /// Server process id.
+    pub pid: i32,
+    /// Database user.
+    pub usename: String,
+    /// Database.
+    pub datname: String,
+    /// Backend state.
+    pub state: String,
+    /// Seconds since its last query started.
+    pub query_age_seconds: f64,
+}
+
+/// The plan: which backends, under which conditions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TerminatePlan {
+    /// Users acted on.
+    pub users: Vec<String>,
+    /// Threshold in seconds.
+    pub older_than_seconds: f64,
+    /// The backends, oldest first.
+    pub backends: Vec<Backend>,
+    /// The statement run for each of them.
+    pub sql: String,
+}
+
+/// Stale backends of the users, oldest first, never the remediator's own.
+const STALE_BACKENDS: &str = "
+SELECT pid, usename::text, coalesce(datname, '')::text, coalesce(state, ''),
+       extract(epoch FROM now() - query_start)::float8
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend'
+   AND usename = ANY($1)
+   AND query_start < now() - make_interval(secs => $2)
+   AND pid <> pg_backend_pid()
+   AND application_name <> $3
+ ORDER BY query_start
+ LIMIT $4";
+
+/// Terminates one planned backend only if it still meets every condition.
+const TERMINATE: &str = "
+SELECT pg_terminate_backend(pid)
+  FROM pg_stat_activity
+ WHERE pid = $1
+   AND backend_type = 'client backend'
+   AND usename = ANY($2)
+   AND query_start < now() - make_interval(secs => $3)
+   AND pid <> pg_backend_pid()
+   AND application_name <> $4";
+
+/// Plans the termination.
+pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, ActionError> {
+    let client = context.hub.get().await?;
+    let seconds = params.older_than.as_secs_f64();
+    let rows = client
+        .query(
+            STALE_BACKENDS,
+            &[
+                &params.users,
+                &seconds,
+                &APPLICATION_NAME,
+                &params.max_per_run,
+            ],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(Planned::NothingToDo(format!(
+            "no backend of {} idle for more than {}",
+            params.users.join(", "),
+            humantime::format_duration(params.older_than)
+        )));
+    }
+    let backends = rows
+        .iter()
+        .map(|row| Backend {
+            pid: row.get(0),
+            usename: row.get(1),
+            datname: row.get(2),
+            state: row.get(3),
+            query_age_seconds: row.get(4),
+        })
+        .collect();
+    Ok(Planned::Change(super::Plan::TerminateStaleConnections(
+        TerminatePlan {
+            users: params.users.clone(),
+            older_than_seconds: seconds,
+            backends,
+            sql: TERMINATE.trim().to_string(),
+        },
+    )))
+}
+
+impl TerminatePlan {
+    /// One line for the journal.
+    pub fn summary(&self) -> String {
+        let pids: Vec<String> = self.backends.iter().map(|b| b.pid.to_string()).collect();
+        format!(
+            "terminate {} backend(s) of {} whose last query started over {:.0} s ago: pids {}",
+            self.backends.len(),
+            self.users.join(", "),
+            self.older_than_seconds,
+            pids.join(", ")
+        )
+    }
+
+    /// Terminates each planned backend that still qualifies.
+    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let client = context.hub.get().await?;
+        let mut terminated = 0;
+        for backend in &self.backends {
+            let rows = client
+                .query(
+                    TERMINATE,
+                    &[
+                        &backend.pid,
+                        &self.users,
+                        &self.older_than_seconds,
+                        &APPLICATION_NAME,
+                    ],
+                )
+                .await?;
+            if rows.first().is_some_and(|row| row.get::<_, bool>(0)) {
+                terminated += 1;
+            }
+        }
+        Ok(format!(
+            "terminated {terminated} of {} planned backend(s)",
+            self.backends.len()
+        ))
+    }
+
+    /// Checks that none of the planned backends is still there and stale.
+    pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let client = context.hub.get().await?;
+        // Termination is asynchronous in the server: give backends a moment to exit.
+        let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
+        for _ in 0..50 {
+            let left: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND usename = ANY($2)
+                        AND query_start < now() - make_interval(secs => $3)",
+                    &[&pids, &self.users, &self.older_than_seconds],
+                )
+                .await?
+                .get(0);
+            if left == 0 {
+                return Ok(format!(
+                    "none of the {} planned backend(s) remains",
+                    pids.len()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ActionError::NotVerified(
+            "planned backends still present after 5 s".into(),
+        ))
+    }
+}

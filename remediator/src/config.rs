@@ -1,0 +1,277 @@
+//! The remediator's configuration: server, databases, guards and the runbook rules,
+//! parsed strictly (unknown keys, unknown actions, bad durations are errors naming the key
+//! and the file). Secrets live in files named here or in the environment, never inline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::actions::ActionKind;
+
+/// Environment variable overriding `journal.url`.
+pub const JOURNAL_URL_ENV: &str = "KOJI_REMEDIATOR_JOURNAL_URL";
+/// Environment variable overriding `hub.url`.
+pub const HUB_URL_ENV: &str = "KOJI_REMEDIATOR_HUB_URL";
+
+/// Everything the configuration file can say.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener and its credentials.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where decisions are journaled.
+    pub journal: DatabaseConfig,
+    /// The Koji hub database the database fixes act on.
+    pub hub: HubConfig,
+    /// Central guards.
+    #[serde(default)]
+    pub guards: GuardsConfig,
+    /// The runbook: first matching rule wins.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `host:port` to listen on.
+    pub listen_address: String,
+    /// File holding the bearer token Alertmanager sends.
+    pub webhook_token_file: Option<PathBuf>,
+    /// File holding the bearer token for the journal API and the pause switch (on-call's,
+    /// distinct from Alertmanager's).
+    pub api_token_file: Option<PathBuf>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen_address: "127.0.0.1:9867".into(),
+            webhook_token_file: None,
+            api_token_file: None,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A PostgreSQL connection.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// libpq URL or key=value string (the environment variable overrides it).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// File whose first line is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[hub]`: the Koji hub database.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Connection.
+    #[serde(flatten)]
+    pub database: DatabaseConfig,
+    /// The Koji user recorded as making capacity changes (create it in Koji first, e.g.
+    /// `koji add-user koji-remediator`).
+    #[serde(default = "default_koji_user")]
+    pub koji_user: String,
+}
+
+fn default_koji_user() -> String {
+    "koji-remediator".into()
+}
+
+/// `[guards]`: what holds for every action.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardsConfig {
+    /// Start paused: journal and plan, apply nothing, until unpaused through the API.
+    pub paused: bool,
+    /// Journal plans and apply nothing, for every rule.
+    pub dry_run: bool,
+    /// Runs of one action at the same time, per remediator.
+    pub max_concurrent_per_action: usize,
+    /// Default cooldown per (action, target) for rules that set none.
+    #[serde(with = "humantime_serde")]
+    pub default_cooldown: Duration,
+}
+
+impl Default for GuardsConfig {
+    fn default() -> Self {
+        GuardsConfig {
+            paused: false,
+            dry_run: false,
+            max_concurrent_per_action: 1,
+            default_cooldown: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What to do with a matching alert.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Apply now.
+    Auto,
+    /// Plan, then wait for on-call's approval.
+    Approve,
+    /// Escalate only.
+    Notify,
+}
+
+impl Policy {
+    /// The name used in the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Auto => "auto",
+            Policy::Approve => "approve",
+            Policy::Notify => "notify",
+        }
+    }
+}
+
+/// One runbook rule.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Rule name, for the journal.
+    pub name: String,
+    /// The alert name it handles.
+    pub alertname: String,
+    /// Further labels that must have exactly these values.
+    #[serde(default)]
+    pub matchers: BTreeMap<String, String>,
+    /// The fix.
+    pub action: ActionKind,
+    /// Apply, wait for approval, or escalate only.
+    pub policy: Policy,
+    /// Plan and journal, apply nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Minimum time between two runs of this action on the same target.
+    #[serde(default, with = "humantime_serde::option")]
+    pub cooldown: Option<Duration>,
+    /// When the alert resolves, undo the change (actions that can, e.g. `lower_capacity`).
+    #[serde(default)]
+    pub restore_on_resolve: bool,
+    /// Action parameters, checked by the action.
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not TOML, unknown keys, wrong types, unknown actions or policies.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's error, naming the key.
+        source: toml::de::Error,
+    },
+    /// A well-formed value that cannot be used.
+    #[error("invalid config file {path}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        if self.server.webhook_token_file.is_none() {
+            return Err(invalid(
+                "server.webhook_token_file".into(),
+                "required: the file with Alertmanager's bearer token".into(),
+            ));
+        }
+        if self.server.api_token_file.is_none() {
+            return Err(invalid(
+                "server.api_token_file".into(),
+                "required: the file with on-call's bearer token for the API".into(),
+            ));
+        }
+        if self.guards.max_concurrent_per_action == 0 {
+            return Err(invalid(
+                "guards.max_concurrent_per_action".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_body_bytes".into(),
+                "must be at least 1024".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("rule[{index}].{field}");
+            if !names.insert(rule.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is used twice", rule.name),
+                ));
+            }
+            if let Err(reason) = rule.action.check_params(&rule.params) {
+                return Err(invalid(key("params"), reason));
+            }
+            if rule.restore_on_resolve && !rule.action.can_restore() {
+                return Err(invalid(
+                    key("restore_on_resolve"),
+                    format!("{} cannot be undone", rule.action.name()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cooldown of a rule.
+    pub fn cooldown(&self, rule: &Rule) -> Duration {
+        rule.cooldown.unwrap_or(self.guards.default_cooldown)
+    }
+}

@@ -1,0 +1,198 @@
+//! Runs claimed actions after the webhook has answered: guards, plan, apply, verify, and
+//! the journal and metrics at every step.
+//!
+//! Order of the guards: idempotency already held at claim time (unique key); here the
+//! concurrency cap (per action), the cooldown (per action and target, in the journal under
+//! an advisory lock), then after planning the pause switch and dry-run, which keep the plan
+//! and apply nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::actions::{lower_capacity, ActionContext, ActionKind, Plan, Planned};
+use crate::config::Config;
+use crate::journal::{ClaimedRun, Journal, JournalError, RunInfo, RunStart};
+use crate::metrics::{ActionLabels, Metrics, OutcomeLabels};
+
+/// Executes runs.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    config: Arc<Config>,
+    journal: Journal,
+    context: ActionContext,
+    metrics: Arc<Metrics>,
+    slots: Arc<HashMap<ActionKind, Arc<Semaphore>>>,
+}
+
+impl Executor {
+    /// An executor for `config`.
+    pub fn new(
+        config: Arc<Config>,
+        journal: Journal,
+        context: ActionContext,
+        metrics: Arc<Metrics>,
+    ) -> Executor {
+        let slots = ActionKind::ALL
+            .iter()
+            .map(|&kind| {
+                let cap = config.guards.max_concurrent_per_action;
+                (kind, Arc::new(Semaphore::new(cap)))
+            })
+            .collect();
+        Executor {
+            config,
+            journal,
+            context,
+            metrics,
+            slots: Arc::new(slots),
+        }
+    }
+
+    /// Runs `run` in the background.
+    pub fn spawn(&self, run: ClaimedRun) -> tokio::task::JoinHandle<()> {
+        let executor = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = executor.execute(&run).await {
+                // The run stays pending or running in the journal; recovery at the next
+                // start picks pending runs up again.
+                tracing::error!(run = run.id, %error, "journal failed during a run");
+            }
+        })
+    }
+
+    /// Resumes a run claimed before a restart (its rule is read from the journal row).
+    pub fn resume(&self, id: i64) -> tokio::task::JoinHandle<()> {
+        let executor = self.clone();
+        tokio::spawn(async move {
+            match executor.journal.run_rule(id).await {
+                Ok(Some(rule)) => {
+                    let run = ClaimedRun { id, rule };
+                    if let Err(error) = executor.execute(&run).await {
+                        tracing::error!(run = id, %error, "journal failed during a resumed run");
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::error!(run = id, %error, "cannot resume run"),
+            }
+        })
+    }
+
+    /// Runs one claimed run to its end.
+    pub async fn execute(&self, run: &ClaimedRun) -> Result<(), JournalError> {
+        let Some(rule) = self.config.rules.iter().find(|rule| rule.name == run.rule) else {
+            return self
+                .journal
+                .finish_run(run.id, "skipped", "its rule is no longer in the runbook")
+                .await;
+        };
+        let slot = self.slots[&rule.action].clone();
+        let _permit = slot
+            .acquire_owned()
+            .await
+            .expect("semaphores are never closed");
+        let started = Instant::now();
+        let info = match self
+            .journal
+            .begin_run(run.id, self.config.cooldown(rule))
+            .await?
+        {
+            RunStart::Started(info) => info,
+            RunStart::Cooldown(_) => {
+                self.count(rule.action, "skipped", started);
+                return Ok(());
+            }
+            RunStart::Gone => return Ok(()),
+        };
+        let (state, outcome) = self.plan_and_apply(run.id, rule, &info).await?;
+        self.journal.finish_run(run.id, state, &outcome).await?;
+        self.count(rule.action, state, started);
+        tracing::info!(run = run.id, action = rule.action.name(), state, %outcome, "run finished");
+        Ok(())
+    }
+
+    async fn plan_and_apply(
+        &self,
+        id: i64,
+        rule: &crate::config::Rule,
+        info: &RunInfo,
+    ) -> Result<(&'static str, String), JournalError> {
+        let planned = match self.plan(rule, info).await? {
+            Ok(planned) => planned,
+            Err(error) => return Ok(("failed", format!("planning failed: {error}"))),
+        };
+        let plan = match planned {
+            Planned::Change(plan) => plan,
+            Planned::NothingToDo(reason) => return Ok(("nothing_to_do", reason)),
+            Planned::Refused(reason) => return Ok(("refused", reason)),
+        };
+        self.journal.record_plan(id, &plan).await?;
+        let paused = self
+            .journal
+            .paused()
+            .await?
+            .unwrap_or(self.config.guards.paused);
+        if paused {
+            return Ok(("paused", format!("paused; not applied: {}", plan.summary())));
+        }
+        if self.config.guards.dry_run || rule.dry_run {
+            return Ok((
+                "dry_run",
+                format!("dry run; not applied: {}", plan.summary()),
+            ));
+        }
+        let applied = match plan.apply(&self.context).await {
+            Ok(applied) => applied,
+            Err(error) => return Ok(("failed", format!("apply failed: {error}"))),
+        };
+        Ok(match plan.verify(&self.context).await {
+            Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
+            Err(error) => ("failed", format!("{applied}; {error}")),
+        })
+    }
+
+    /// The plan for a run: the rule's action, or for a restore the undoing of what this
+    /// alert occurrence's apply run did.
+    async fn plan(
+        &self,
+        rule: &crate::config::Rule,
+        info: &RunInfo,
+    ) -> Result<Result<Planned, crate::actions::ActionError>, JournalError> {
+        if info.kind != "restore" {
+            return Ok(rule
+                .action
+                .plan(&self.context, &rule.params, &info.labels)
+                .await);
+        }
+        let applied = self
+            .journal
+            .applied_plan(rule.action, &info.fingerprint, &info.starts_at)
+            .await?;
+        Ok(match applied {
+            Some(Plan::LowerCapacity(applied)) => {
+                lower_capacity::plan_restore(&self.context, &applied).await
+            }
+            Some(_) | None => Ok(Planned::NothingToDo(
+                "nothing was applied for this alert, so nothing to restore".into(),
+            )),
+        })
+    }
+
+    fn count(&self, action: ActionKind, outcome: &str, started: Instant) {
+        self.metrics
+            .actions
+            .get_or_create(&OutcomeLabels {
+                action: action.name().into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.metrics
+            .action_duration
+            .get_or_create(&ActionLabels {
+                action: action.name().into(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,501 @@
+//! The journal: every alert received, the rule it matched, the decision, the plan, the
+//! outcome, in PostgreSQL (schema `koji_remediator`).
+//!
+//! The webhook answers 2xx only after [`Journal::record_delivery`] committed; the unique
+//! key on action runs makes a repeated delivery claim nothing, so Alertmanager's retries
+//! (after a 5xx, or from several replicas) never run an action twice.
+
+pub mod migrations;
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use tokio_postgres::types::Json;
+
+use crate::actions::{ActionKind, Plan};
+use crate::alertmanager::{Alert, Payload};
+
+/// Why the journal could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// No connection.
+    #[error("journal database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("journal query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// What the runbook decided for one alert, before journaling.
+#[derive(Debug, Clone)]
+pub struct AlertDecision {
+    /// The alert.
+    pub alert: Alert,
+    /// The matching rule, if any.
+    pub rule: Option<String>,
+    /// The decision (`run`, `unmatched`, `resolved_ignored`, `awaiting_approval`, ...).
+    pub decision: String,
+    /// Free text for the journal.
+    pub detail: String,
+    /// The run to claim, when the decision calls for one.
+    pub run: Option<RunRequest>,
+}
+
+/// A run to claim.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The action.
+    pub action: ActionKind,
+    /// `apply` or `restore`.
+    pub kind: &'static str,
+    /// The rule's policy name.
+    pub policy: &'static str,
+    /// The cooldown key.
+    pub target: String,
+    /// The state the run starts in (`pending`, or `awaiting_approval`, `notified`).
+    pub state: &'static str,
+}
+
+/// A run this delivery claimed: it, and nobody else, executes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    /// `action_runs.id`.
+    pub id: i64,
+    /// The rule.
+    pub rule: String,
+}
+
+/// One line of the journal API.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalEntry {
+    /// `action_runs.id`.
+    pub id: i64,
+    /// Rule.
+    pub rule: String,
+    /// Action.
+    pub action: String,
+    /// `apply` or `restore`.
+    pub kind: String,
+    /// Cooldown key.
+    pub target: String,
+    /// State.
+    pub state: String,
+    /// Plan summary.
+    pub plan: Option<String>,
+    /// Outcome text.
+    pub outcome: String,
+    /// Alert fingerprint.
+    pub fingerprint: String,
+    /// When claimed (RFC 3339).
+    pub created_at: String,
+    /// When finished (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// The journal.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pool: Pool,
+}
+
+const INSERT_DELIVERY: &str = "
+INSERT INTO koji_remediator.deliveries (receiver, group_key, status, alert_count)
+VALUES ($1, $2, $3, $4) RETURNING id";
+const CLAIM_RUN: &str = "
+INSERT INTO koji_remediator.action_runs
+    (fingerprint, starts_at, action, kind, rule, policy, target, labels, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (fingerprint, starts_at, action, kind) DO NOTHING
+RETURNING id";
+const INSERT_ALERT: &str = "
+INSERT INTO koji_remediator.alerts
+    (delivery_id, fingerprint, status, alertname, labels, annotations, starts_at, rule,
+     decision, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+impl Journal {
+    /// A journal on `pool`; call [`Journal::migrate`] before use.
+    pub fn new(pool: Pool) -> Journal {
+        Journal { pool }
+    }
+
+    /// Creates or upgrades the schema.
+    pub async fn migrate(&self) -> Result<(), JournalError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&migrations::MIGRATION_LOCK],
+            )
+            .await?;
+        transaction
+            .batch_execute(
+                "CREATE SCHEMA IF NOT EXISTS koji_remediator;
+                 CREATE TABLE IF NOT EXISTS koji_remediator.schema_migrations (
+                     version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await?;
+        for (version, sql) in migrations::MIGRATIONS {
+            let applied = transaction
+                .query_opt(
+                    "SELECT 1 FROM koji_remediator.schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
+            if !applied {
+                transaction.batch_execute(sql).await?;
+                transaction
+                    .execute(
+                        "INSERT INTO koji_remediator.schema_migrations (version) VALUES ($1)",
+                        &[version],
+                    )
+                    .await?;
+                tracing::info!(version, "journal schema migrated");
+            }
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Records a delivery and its alerts, claiming the runs the decisions call for, in one
+    /// transaction. Runs already claimed by an earlier delivery of the same alert occurrence
+    /// are journaled as `duplicate` and not returned.
+    pub async fn record_delivery(
+        &self,
+        payload: &Payload,
+        decisions: &[AlertDecision],
+    ) -> Result<Vec<ClaimedRun>, JournalError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let alert_count = payload.alerts.len() as i32;
+        let delivery_id: i64 = transaction
+            .query_one(
+                INSERT_DELIVERY,
+                &[
+                    &payload.receiver,
+                    &payload.group_key,
+                    &payload.status,
+                    &alert_count,
+                ],
+            )
+            .await?
+            .get(0);
+        let mut claimed = Vec::new();
+        for decision in decisions {
+            let alert = &decision.alert;
+            let labels = Json(&alert.labels);
+            let mut verdict = decision.decision.clone();
+            let mut detail = decision.detail.clone();
+            if let (Some(run), Some(rule)) = (&decision.run, &decision.rule) {
+                let row = transaction
+                    .query_opt(
+                        CLAIM_RUN,
+                        &[
+                            &alert.fingerprint,
+                            &alert.starts_at,
+                            &run.action.name(),
+                            &run.kind,
+                            rule,
+                            &run.policy,
+                            &run.target,
+                            &labels,
+                            &run.state,
+                        ],
+                    )
+                    .await?;
+                match row {
+                    Some(row) => claimed.push(ClaimedRun {
+                        id: row.get(0),
+                        rule: rule.clone(),
+                    }),
+                    None => {
+                        verdict = "duplicate".into();
+                        detail = format!(
+                            "{} {} already claimed for this alert occurrence",
+                            run.action.name(),
+                            run.kind
+                        );
+                    }
+                }
+            }
+            transaction
+                .execute(
+                    INSERT_ALERT,
+                    &[
+                        &delivery_id,
+                        &alert.fingerprint,
+                        &alert.status.name(),
+                        &alert.alertname(),
+                        &labels,
+                        &Json(&alert.annotations),
+                        &alert.starts_at,
+                        &decision.rule,
+                        &verdict,
+                        &detail,
+                    ],
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Starts a claimed run: under an advisory lock on (action, target), so replicas agree,
+    /// it is refused when another run of the action on the same target started within the
+    /// cooldown (restores are never held back: they undo).
+    pub async fn begin_run(&self, id: i64, cooldown: Duration) -> Result<RunStart, JournalError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let Some(row) = transaction
+            .query_opt(
+                "SELECT action, target, kind, state, labels, fingerprint, starts_at
+                   FROM koji_remediator.action_runs WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+        else {
+            return Ok(RunStart::Gone);
+        };
+        let action: String = row.get("action");
+        let target: String = row.get("target");
+        let kind: String = row.get("kind");
+        let state: String = row.get("state");
+        if state != "pending" {
+            return Ok(RunStart::Gone);
+        }
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("koji-remediator:{action}:{target}")],
+            )
+            .await?;
+        if kind == "apply" {
+            let recent = transaction
+                .query_opt(
+                    "SELECT id, started_at::text FROM koji_remediator.action_runs
+                      WHERE action = $1 AND target = $2 AND kind = 'apply' AND id <> $3
+                        AND state IN ('running', 'succeeded', 'failed')
+                        AND started_at > now() - make_interval(secs => $4)
+                      ORDER BY started_at DESC LIMIT 1",
+                    &[&action, &target, &id, &cooldown.as_secs_f64()],
+                )
+                .await?;
+            if let Some(recent) = recent {
+                let other: i64 = recent.get(0);
+                let at: String = recent.get(1);
+                let outcome = format!("cooldown: run {other} acted on {target} at {at}");
+                finish(&transaction, id, "skipped", &outcome).await?;
+                transaction.commit().await?;
+                return Ok(RunStart::Cooldown(outcome));
+            }
+        }
+        transaction
+            .execute(
+                "UPDATE koji_remediator.action_runs SET state = 'running', started_at = now()
+                  WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(RunStart::Started(RunInfo {
+            labels: row
+                .get::<_, Json<std::collections::BTreeMap<String, String>>>("labels")
+                .0,
+            kind,
+            fingerprint: row.get("fingerprint"),
+            starts_at: row.get("starts_at"),
+        }))
+    }
+
+    /// The rule a run was claimed for.
+    pub async fn run_rule(&self, id: i64) -> Result<Option<String>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT rule FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Stores the plan of a run.
+    pub async fn record_plan(&self, id: i64, plan: &Plan) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE koji_remediator.action_runs SET plan = $2, plan_summary = $3 WHERE id = $1",
+                &[&id, &Json(plan), &plan.summary()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a run in `state` with `outcome`.
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        state: &str,
+        outcome: &str,
+    ) -> Result<(), JournalError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        finish(&transaction, id, state, outcome).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The plan an earlier, successful `apply` run of the same alert occurrence carried
+    /// out: what a restore undoes.
+    pub async fn applied_plan(
+        &self,
+        action: ActionKind,
+        fingerprint: &str,
+        starts_at: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Plan>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT plan FROM koji_remediator.action_runs
+                  WHERE action = $1 AND fingerprint = $2 AND starts_at = $3 AND kind = 'apply'
+                    AND state = 'succeeded' AND plan IS NOT NULL",
+                &[&action.name(), &fingerprint, starts_at],
+            )
+            .await?;
+        Ok(row.and_then(|row| serde_json::from_value(row.get::<_, serde_json::Value>(0)).ok()))
+    }
+
+    /// Runs claimed but not started (the remediator stopped before running them), and marks
+    /// runs caught mid-way by a stop as interrupted: those are never re-applied blindly.
+    pub async fn recover(&self) -> Result<Vec<i64>, JournalError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE koji_remediator.action_runs
+                    SET state = 'interrupted', finished_at = now(),
+                        outcome = 'the remediator stopped while this run was in progress'
+                  WHERE state = 'running'",
+                &[],
+            )
+            .await?;
+        let rows = client
+            .query(
+                "SELECT id FROM koji_remediator.action_runs WHERE state = 'pending' ORDER BY id",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// The most recent runs, newest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<JournalEntry>, JournalError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, rule, action, kind, target, state, plan_summary, outcome, fingerprint,
+                        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                   FROM koji_remediator.action_runs ORDER BY id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| JournalEntry {
+                id: row.get(0),
+                rule: row.get(1),
+                action: row.get(2),
+                kind: row.get(3),
+                target: row.get(4),
+                state: row.get(5),
+                plan: row.get(6),
+                outcome: row.get(7),
+                fingerprint: row.get(8),
+                created_at: row.get(9),
+                finished_at: row.get(10),
+            })
+            .collect())
+    }
+
+    /// Runs waiting for on-call.
+    pub async fn pending_escalations(&self) -> Result<i64, JournalError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_one(
+                "SELECT count(*) FROM koji_remediator.action_runs WHERE state = 'awaiting_approval'",
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
+    /// The global pause switch as stored (shared by every replica), if ever set.
+    pub async fn paused(&self) -> Result<Option<bool>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT value FROM koji_remediator.settings WHERE key = 'paused'",
+                &[],
+            )
+            .await?;
+        Ok(row.and_then(|row| row.get::<_, serde_json::Value>(0).as_bool()))
+    }
+
+    /// Sets the global pause switch.
+    pub async fn set_paused(&self, paused: bool, by: &str) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO koji_remediator.settings (key, value, updated_by)
+                 VALUES ('paused', $1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = $1, updated_by = $2, updated_at = now()",
+                &[&serde_json::Value::Bool(paused), &by],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+async fn finish(
+    transaction: &tokio_postgres::Transaction<'_>,
+    id: i64,
+    state: &str,
+    outcome: &str,
+) -> Result<(), JournalError> {
+    transaction
+        .execute(
+            "UPDATE koji_remediator.action_runs
+                SET state = $2, outcome = $3, finished_at = now() WHERE id = $1",
+            &[&id, &state, &outcome],
+        )
+        .await?;
+    Ok(())
+}
+
+/// How starting a run went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStart {
+    /// Go: here is what the run needs.
+    Started(RunInfo),
+    /// Held back by the cooldown (journaled as skipped).
+    Cooldown(String),
+    /// Not pending any more (another worker took it) or gone.
+    Gone,
+}
+
+/// What a started run needs from its row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// The alert's labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `apply` or `restore`.
+    pub kind: String,
+    /// The alert's fingerprint.
+    pub fingerprint: String,
+    /// The alert's start.
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+}

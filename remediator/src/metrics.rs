@@ -1,0 +1,98 @@
+//! The remediator's own metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Labels of `koji_remediator_alerts_received_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// The alert name when a rule knows it, else `other` (alert labels are untrusted input
+    /// and must not grow the series count).
+    pub alertname: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+}
+
+/// Labels of `koji_remediator_actions_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Action name.
+    pub action: String,
+    /// Final state of the run.
+    pub outcome: String,
+}
+
+/// Labels of `koji_remediator_action_duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// Action name.
+    pub action: String,
+}
+
+/// The metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Alerts received.
+    pub alerts_received: Family<AlertLabels, Counter>,
+    /// Finished runs.
+    pub actions: Family<OutcomeLabels, Counter>,
+    /// Run durations.
+    pub action_duration: Family<ActionLabels, Histogram>,
+    /// Runs waiting for on-call.
+    pub escalations_pending: Gauge,
+    /// Whether the pause switch is on.
+    pub paused: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let alerts_received = Family::<AlertLabels, Counter>::default();
+        let actions = Family::<OutcomeLabels, Counter>::default();
+        let action_duration = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.5, 10))
+        });
+        let escalations_pending = Gauge::default();
+        let paused = Gauge::default();
+        registry.register(
+            "koji_remediator_alerts_received",
+            "Alerts received from Alertmanager, by alert name and status.",
+            alerts_received.clone(),
+        );
+        registry.register(
+            "koji_remediator_actions",
+            "Finished action runs, by action and outcome.",
+            actions.clone(),
+        );
+        registry.register_with_unit(
+            "koji_remediator_action_duration",
+            "Time from the start of a run to its outcome.",
+            Unit::Seconds,
+            action_duration.clone(),
+        );
+        registry.register(
+            "koji_remediator_escalations_pending",
+            "Runs waiting for on-call's approval.",
+            escalations_pending.clone(),
+        );
+        registry.register(
+            "koji_remediator_paused",
+            "Whether the global pause switch is on.",
+            paused.clone(),
+        );
+        Metrics {
+            registry,
+            alerts_received,
+            actions,
+            action_duration,
+            escalations_pending,
+            paused,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The HTTP surface: the Alertmanager webhook, the journal and pause API, metrics, health.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::alertmanager;
+use crate::api_error::ApiError;
+use crate::config::Config;
+use crate::executor::Executor;
+use crate::journal::Journal;
+use crate::metrics::{AlertLabels, Metrics};
+use crate::runbook;
+
+/// Everything the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The journal.
+    pub journal: Journal,
+    /// Runs claimed runs.
+    pub executor: Executor,
+    /// Own metrics.
+    pub metrics: Arc<Metrics>,
+    /// Alertmanager's bearer token.
+    pub webhook_token: Arc<str>,
+    /// On-call's bearer token for the API.
+    pub api_token: Arc<str>,
+}
+
+/// The router, for tests to drive directly or serve.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/webhook/alertmanager", post(webhook))
+        .route("/api/v1/journal", get(journal))
+        .route("/api/v1/pause", get(get_pause).post(set_pause))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Checks `Authorization: Bearer TOKEN` in constant time.
+fn authorized(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !presented.is_empty()
+        && constant_time_eq::constant_time_eq(presented.as_bytes(), token.as_bytes())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// Reads the body up to the configured limit.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.webhook_token)?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    let payload = alertmanager::parse(&bytes).map_err(|error| match error {
+        alertmanager::PayloadError::Version(_) => {
+            ApiError::bad_request("unsupported_version", error.to_string())
+        }
+        other => ApiError::bad_request("malformed_payload", other.to_string()),
+    })?;
+    let decisions: Vec<_> = payload
+        .alerts
+        .iter()
+        .map(|alert| runbook::decide(&state.config, alert))
+        .collect();
+    let claimed = state
+        .journal
+        .record_delivery(&payload, &decisions)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot journal a delivery; answering 503 so it is retried");
+            ApiError::journal_unavailable()
+        })?;
+    let known: HashSet<&str> = state
+        .config
+        .rules
+        .iter()
+        .map(|r| r.alertname.as_str())
+        .collect();
+    for alert in &payload.alerts {
+        let alertname = if known.contains(alert.alertname()) {
+            alert.alertname()
+        } else {
+            "other"
+        };
+        state
+            .metrics
+            .alerts_received
+            .get_or_create(&AlertLabels {
+                alertname: alertname.into(),
+                status: alert.status.name().into(),
+            })
+            .inc();
+    }
+    for run in &claimed {
+        state.executor.spawn(run.clone());
+    }
+    Ok(Json(json!({
+        "status": "journaled",
+        "alerts": payload.alerts.len(),
+        "runs_claimed": claimed.len(),
+    })))
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    limit: Option<i64>,
+}
+
+async fn journal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<JournalQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.api_token)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state.journal.recent(limit).await.map_err(|error| {
+        tracing::error!(%error, "cannot read the journal");
+        ApiError::journal_unavailable()
+    })?;
+    Ok(Json(entries))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseRequest {
+    paused: bool,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn get_pause(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.api_token)?;
+    let paused = effective_pause(&state).await?;
+    Ok(Json(json!({ "paused": paused })))
+}
+
+async fn set_pause(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.api_token)?;
+    let bytes = read_body(body, 4096).await?;
+    let request: PauseRequest = serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?;
+    let by = request.by.unwrap_or_else(|| "api".into());
+    state
+        .journal
+        .set_paused(request.paused, &by)
+        .await
+        .map_err(|_| ApiError::journal_unavailable())?;
+    tracing::warn!(paused = request.paused, %by, "pause switch set");
+    Ok(Json(json!({ "paused": request.paused })))
+}
+
+async fn effective_pause(state: &AppState) -> Result<bool, ApiError> {
+    let stored = state
+        .journal
+        .paused()
+        .await
+        .map_err(|_| ApiError::journal_unavailable())?;
+    Ok(stored.unwrap_or(state.config.guards.paused))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // The journal's figures are read at scrape time; if it is down they keep their last value.
+    if let Ok(pending) = state.journal.pending_escalations().await {
+        state.metrics.escalations_pending.set(pending);
+    }
+    if let Ok(paused) = effective_pause(&state).await {
+        state.metrics.paused.set(i64::from(paused));
+    }
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.metrics.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,227 @@
+//! A real koji-remediator for tests: a Koji-shaped hub database, a journal database, token
+//! files, the server on a free port, and helpers to post Alertmanager payloads (made from
+//! the captured real ones) and read the journal.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use koji_remediator::config::Config;
+use koji_testkit::{KojiVersion, TestDb};
+use serde_json::Value;
+
+pub const WEBHOOK_TOKEN: &str = "webhook-token-for-tests-0123456789";
+pub const API_TOKEN: &str = "api-token-for-tests-9876543210abcdef";
+
+/// A running remediator.
+pub struct Remediator {
+    pub base: String,
+    pub hub: TestDb,
+    pub journal_url: String,
+    journal_db: Option<TestDb>,
+    pub client: reqwest::Client,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Remediator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The configuration text for a hub and journal, with `rules` appended.
+pub fn config_text(dir: &Path, hub_url: &str, journal_url: &str, rules: &str) -> String {
+    std::fs::write(dir.join("webhook.token"), WEBHOOK_TOKEN).unwrap();
+    std::fs::write(dir.join("api.token"), API_TOKEN).unwrap();
+    format!(
+        r#"
+[server]
+webhook_token_file = "{dir}/webhook.token"
+api_token_file = "{dir}/api.token"
+max_body_bytes = 65536
+
+[journal]
+url = "{journal_url}"
+
+[hub]
+url = "{hub_url}"
+koji_user = "koji-remediator"
+
+[guards]
+max_concurrent_per_action = 2
+default_cooldown = "10m"
+
+{rules}
+"#,
+        dir = dir.display()
+    )
+}
+
+impl Remediator {
+    /// Starts on a fresh hub of `version` (with the Koji user `koji-remediator`) and a fresh
+    /// journal database.
+    pub async fn start(version: KojiVersion, rules: &str) -> Remediator {
+        let hub = TestDb::koji("rem_hub", version).await.unwrap();
+        koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+            .await
+            .unwrap();
+        let journal = TestDb::empty("rem_journal").await.unwrap();
+        let journal_url = journal.url.clone();
+        let hub_url = hub.url.clone();
+        let mut remediator = Remediator::start_on(hub, &hub_url, journal_url, rules).await;
+        remediator.journal_db = Some(journal);
+        remediator
+    }
+
+    /// Starts against given databases.
+    pub async fn start_on(
+        hub: TestDb,
+        hub_url: &str,
+        journal_url: String,
+        rules: &str,
+    ) -> Remediator {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config_text(dir.path(), hub_url, &journal_url, rules);
+        let config = Config::parse(&text, Path::new("test.toml")).expect("test config");
+        let state = koji_remediator::start(config.clone())
+            .await
+            .expect("remediator starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            koji_remediator::server::run(listener, state, std::future::pending())
+                .await
+                .unwrap();
+        });
+        Remediator {
+            base,
+            hub,
+            journal_url,
+            journal_db: None,
+            client: reqwest::Client::new(),
+            config,
+            _dir: dir,
+            server,
+        }
+    }
+
+    /// Posts a body to the webhook with the right token.
+    pub async fn post(&self, body: &str) -> (u16, Value) {
+        self.post_with(body, Some(WEBHOOK_TOKEN), "application/json")
+            .await
+    }
+
+    /// Posts with a chosen token and content type.
+    pub async fn post_with(
+        &self,
+        body: &str,
+        token: Option<&str>,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/webhook/alertmanager", self.base))
+            .header("Content-Type", content_type)
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// The journal API's runs, newest first.
+    pub async fn runs(&self) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/journal?limit=1000", self.base))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<Vec<Value>>().await.unwrap()
+    }
+
+    /// Waits until `count` runs exist and none is pending or running.
+    pub async fn finished_runs(&self, count: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let runs = self.runs().await;
+            let done = runs
+                .iter()
+                .all(|run| !matches!(run["state"].as_str(), Some("pending" | "running")));
+            if runs.len() >= count && done {
+                return runs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "runs not finished: {runs:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Row counts of the journal tables (deliveries, alerts, action runs).
+    pub async fn journal_counts(&self) -> (i64, i64, i64) {
+        let client = koji_testkit::test_db::connect(&self.journal_url)
+            .await
+            .unwrap();
+        let count = |table: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(
+                        &format!("SELECT count(*) FROM koji_remediator.{table}"),
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0)
+            }
+        };
+        (
+            count("deliveries").await,
+            count("alerts").await,
+            count("action_runs").await,
+        )
+    }
+}
+
+/// A captured Alertmanager payload from `tests/fixtures/alertmanager/`.
+pub fn captured(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/alertmanager")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The captured firing (or resolved) payload with its one alert's labels replaced, and a
+/// fingerprint and start of our choosing.
+pub fn payload(
+    resolved: bool,
+    labels: &[(&str, &str)],
+    fingerprint: &str,
+    starts_at: &str,
+) -> String {
+    let mut payload = captured(if resolved {
+        "builder-overloaded-resolved.json"
+    } else {
+        "builder-overloaded-firing.json"
+    });
+    let alert = &mut payload["alerts"][0];
+    let map: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    alert["labels"] = Value::Object(map.clone());
+    alert["fingerprint"] = Value::String(fingerprint.into());
+    alert["startsAt"] = Value::String(starts_at.into());
+    payload["commonLabels"] = Value::Object(map);
+    payload.to_string()
+}
