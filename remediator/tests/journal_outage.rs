@@ -1,0 +1,108 @@
+//! The journal's database goes away: the webhook answers 503 so Alertmanager retries, acts
+//! on nothing, and when the database is back the retried delivery is processed exactly once.
+
+mod support;
+
+use koji_testkit::populate::add_host;
+use koji_testkit::test_db::connect;
+use koji_testkit::{HostSpec, KojiVersion, TempCluster, TestDb};
+use support::{payload, Remediator};
+
+const RULES: &str = r#"
+[[rule]]
+name = "overloaded-builder"
+alertname = "KojiBuilderOverloaded"
+action = "lower_capacity"
+policy = "auto"
+params = { step = 1.0 }
+"#;
+
+const HOST: &str = "buildvm-x86-01.example.org";
+
+async fn capacity(client: &tokio_postgres::Client) -> f64 {
+    client
+        .query_one("SELECT capacity FROM host_config WHERE active", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn journal_down_is_503_and_the_retry_runs_once() {
+    let cluster = tokio::task::spawn_blocking(|| TempCluster::start_new(&[]))
+        .await
+        .unwrap()
+        .expect("a private PostgreSQL cluster for the journal");
+    let admin = connect(&cluster.url("postgres")).await.unwrap();
+    admin
+        .batch_execute("CREATE DATABASE journal")
+        .await
+        .unwrap();
+    drop(admin);
+    let hub = TestDb::koji("outage_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+        .await
+        .unwrap();
+    add_host(&hub.client, KojiVersion::V1_33, &HostSpec::new(HOST))
+        .await
+        .unwrap();
+    let hub_url = hub.url.clone();
+    let remediator = Remediator::start_on(hub, &hub_url, cluster.url("journal"), RULES).await;
+
+    let labels = [
+        ("alertname", "KojiBuilderOverloaded"),
+        ("host", HOST),
+        ("severity", "warning"),
+    ];
+    let body = payload(false, &labels, "9999888877776666", "2026-11-28T14:00:00Z");
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let (status, answer) = remediator.post(&body).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "journal_unavailable");
+    assert!(
+        !answer["detail"].as_str().unwrap().contains("postgres"),
+        "no internals: {answer}"
+    );
+    assert_eq!(
+        capacity(&remediator.hub.client).await,
+        4.0,
+        "nothing acted on"
+    );
+
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.start().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    // Alertmanager retries: the first retry is journaled and claims the run...
+    let (status, answer) = remediator.post(&body).await;
+    assert_eq!(
+        (status, answer["runs_claimed"].as_i64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    // ...and another retry (its answer may have been lost) claims nothing.
+    let (status, answer) = remediator.post(&body).await;
+    assert_eq!(
+        (status, answer["runs_claimed"].as_i64()),
+        (200, Some(0)),
+        "{answer}"
+    );
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    assert_eq!(
+        capacity(&remediator.hub.client).await,
+        3.0,
+        "applied exactly once"
+    );
+}
