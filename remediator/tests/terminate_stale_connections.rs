@@ -112,3 +112,105 @@ async fn stale_koji_backends_are_terminated_and_nothing_else() {
     );
     drop(journal);
 }
+
+/// Serves a koji-exporter-like exposition with the hub's httpd start time.
+async fn hub_exporter(httpd_started: f64) -> String {
+    let body = format!(
+        "# TYPE koji_service_start_time_seconds gauge\n\
+         koji_service_start_time_seconds{{service=\"kojira\"}} 1.0\n\
+         koji_service_start_time_seconds{{service=\"httpd\"}} {httpd_started}\n# EOF\n"
+    );
+    let app =
+        axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// The runbook's own rule: only backends older than the running hub belong to a dead one.
+#[tokio::test]
+async fn only_backends_older_than_the_running_hub_when_asked() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // The hub (re)started an hour ago: a 3-second-old idle backend is its own, not stale.
+    let started_long_ago = hub_exporter(now - 3600.0).await;
+    // The hub restarts after every query this test makes (a minute from now, as far as the
+    // exporter says): the same backend then belongs to the dead hub.
+    let started_just_now = hub_exporter(now + 60.0).await;
+    let rules = format!(
+        r#"
+[[rule]]
+name = "long-ago"
+alertname = "StaleLongAgo"
+action = "terminate_stale_connections"
+policy = "auto"
+params = {{ users = ["koji"], older_than = "1s", hub_metrics_url = "{started_long_ago}" }}
+
+[[rule]]
+name = "just-now"
+alertname = "StaleJustNow"
+action = "terminate_stale_connections"
+policy = "auto"
+params = {{ users = ["koji"], older_than = "1s", hub_metrics_url = "{started_just_now}" }}
+
+[[rule]]
+name = "unreachable"
+alertname = "StaleUnreachable"
+action = "terminate_stale_connections"
+policy = "auto"
+params = {{ users = ["koji"], older_than = "1s", hub_metrics_url = "http://127.0.0.1:9/metrics" }}
+"#
+    );
+    let hub = koji_testkit::TestDb::koji("hubstart_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    ensure_role(&hub.client, "koji").await;
+    let base = hub.url.replace("user=postgres", "");
+    let koji_url = format!("{base} user=koji application_name=httpd");
+    let hub_url = hub.url.clone();
+    let journal = koji_testkit::TestDb::empty("hubstart_journal")
+        .await
+        .unwrap();
+    let remediator = Remediator::start_on(hub, &hub_url, journal.url.clone(), &rules).await;
+    let backend = connect(&koji_url).await.unwrap();
+    let backend_pid = pid(&backend).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let post = |alertname: &'static str, fingerprint: &'static str| {
+        let labels = [("alertname", alertname)];
+        payload(false, &labels, fingerprint, "2026-11-28T15:00:00Z")
+    };
+    remediator
+        .post(&post("StaleUnreachable", "0000000000000001"))
+        .await;
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "refused", "{runs:#?}");
+    remediator
+        .post(&post("StaleLongAgo", "0000000000000002"))
+        .await;
+    let runs = remediator.finished_runs(2).await;
+    assert_eq!(runs[0]["state"], "nothing_to_do", "{runs:#?}");
+    assert!(
+        backend.simple_query("SELECT 1").await.is_ok(),
+        "the live hub's backend survives"
+    );
+    // That query made it fresh again: wait past the threshold once more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    remediator
+        .post(&post("StaleJustNow", "0000000000000003"))
+        .await;
+    let runs = remediator.finished_runs(3).await;
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    assert!(runs[0]["plan"]
+        .as_str()
+        .unwrap()
+        .contains(&backend_pid.to_string()));
+    assert!(
+        backend.simple_query("SELECT 1").await.is_err(),
+        "the dead hub's backend is gone"
+    );
+    drop(journal);
+}

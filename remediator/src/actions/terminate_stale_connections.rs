@@ -27,6 +27,19 @@ pub struct Params {
     /// At most this many backends per run.
     #[serde(default = "default_max_per_run")]
     pub max_per_run: i64,
+    /// The runbook's own rule, optional: only backends whose last query started before the
+    /// running hub did belong to a dead hub. The hub's start time is read from the hub
+    /// host's koji-exporter (`koji_service_start_time_seconds{service=...}`) at plan time;
+    /// if it cannot be read, nothing is terminated.
+    #[serde(default)]
+    pub hub_metrics_url: Option<String>,
+    /// The service whose start time is the hub's (default `httpd`).
+    #[serde(default = "default_hub_service")]
+    pub hub_service: String,
+}
+
+fn default_hub_service() -> String {
+    "httpd".into()
 }
 
 fn default_users() -> Vec<String> {
@@ -52,6 +65,11 @@ impl Params {
         }
         if params.older_than < Duration::from_secs(1) {
             return Err("older_than must be at least 1s".into());
+        }
+        if let Some(url) = &params.hub_metrics_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("hub_metrics_url {url:?} is not an http(s) URL"));
+            }
         }
         if params.max_per_run < 1 {
             return Err("max_per_run must be at least 1".into());
@@ -89,6 +107,9 @@ pub struct TerminatePlan {
     pub older_than_seconds: f64,
     /// The backends, oldest first.
     pub backends: Vec<Backend>,
+    /// The hub's start time (seconds since the epoch), when the rule asks that backends be
+    /// older than the running hub.
+    pub hub_started_at: Option<f64>,
     /// The statement run for each of them.
     pub sql: String,
 }
@@ -103,6 +124,7 @@ SELECT pid, usename::text, coalesce(datname, '')::text, coalesce(state, ''),
    AND query_start < now() - make_interval(secs => $2)
    AND pid <> pg_backend_pid()
    AND application_name <> $3
+   AND ($5::float8 IS NULL OR query_start < to_timestamp($5))
  ORDER BY query_start
  LIMIT $4";
 
@@ -115,10 +137,29 @@ SELECT pg_terminate_backend(pid)
    AND usename = ANY($2)
    AND query_start < now() - make_interval(secs => $3)
    AND pid <> pg_backend_pid()
-   AND application_name <> $4";
+   AND application_name <> $4
+   AND ($5::float8 IS NULL OR query_start < to_timestamp($5))";
+
+/// Planned backends that still meet the conditions after termination.
+const STILL_STALE: &str = "
+SELECT count(*) FROM pg_stat_activity
+ WHERE pid = ANY($1) AND usename = ANY($2)
+   AND query_start < now() - make_interval(secs => $3)
+   AND ($4::float8 IS NULL OR query_start < to_timestamp($4))";
 
 /// Plans the termination.
 pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, ActionError> {
+    let hub_started_at = match &params.hub_metrics_url {
+        None => None,
+        Some(url) => match hub_start_time(url, &params.hub_service).await {
+            Ok(started) => Some(started),
+            Err(reason) => {
+                return Ok(Planned::Refused(format!(
+                    "cannot tell when the hub started ({reason}); not terminating on a guess"
+                )))
+            }
+        },
+    };
     let client = context.hub.get().await?;
     let seconds = params.older_than.as_secs_f64();
     let rows = client
@@ -129,12 +170,18 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
                 &seconds,
                 &APPLICATION_NAME,
                 &params.max_per_run,
+                &hub_started_at,
             ],
         )
         .await?;
     if rows.is_empty() {
+        let since_hub = if hub_started_at.is_some() {
+            " from before the hub started"
+        } else {
+            ""
+        };
         return Ok(Planned::NothingToDo(format!(
-            "no backend of {} idle for more than {}",
+            "no backend of {} idle for more than {}{since_hub}",
             params.users.join(", "),
             humantime::format_duration(params.older_than)
         )));
@@ -153,6 +200,7 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
         TerminatePlan {
             users: params.users.clone(),
             older_than_seconds: seconds,
+            hub_started_at,
             backends,
             sql: TERMINATE.trim().to_string(),
         },
@@ -163,8 +211,12 @@ impl TerminatePlan {
     /// One line for the journal.
     pub fn summary(&self) -> String {
         let pids: Vec<String> = self.backends.iter().map(|b| b.pid.to_string()).collect();
+        let before_hub = match self.hub_started_at {
+            Some(started) => format!(" and before the hub started (epoch {started:.0})"),
+            None => String::new(),
+        };
         format!(
-            "terminate {} backend(s) of {} whose last query started over {:.0} s ago: pids {}",
+            "terminate {} backend(s) of {} whose last query started over {:.0} s ago{before_hub}: pids {}",
             self.backends.len(),
             self.users.join(", "),
             self.older_than_seconds,
@@ -185,6 +237,7 @@ impl TerminatePlan {
                         &self.users,
                         &self.older_than_seconds,
                         &APPLICATION_NAME,
+                        &self.hub_started_at,
                     ],
                 )
                 .await?;
@@ -206,9 +259,13 @@ impl TerminatePlan {
         for _ in 0..50 {
             let left: i64 = client
                 .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1) AND usename = ANY($2)
-                        AND query_start < now() - make_interval(secs => $3)",
-                    &[&pids, &self.users, &self.older_than_seconds],
+                    STILL_STALE,
+                    &[
+                        &pids,
+                        &self.users,
+                        &self.older_than_seconds,
+                        &self.hub_started_at,
+                    ],
                 )
                 .await?
                 .get(0);
@@ -224,4 +281,30 @@ impl TerminatePlan {
             "planned backends still present after 5 s".into(),
         ))
     }
+}
+
+/// Reads the hub's start time from its exporter: the `koji_service_start_time_seconds`
+/// sample of `service`. The exposition is scanned line by line for that one sample rather
+/// than parsed in full: it is the only value needed, and a line-based format.
+async fn hub_start_time(url: &str, service: &str) -> Result<f64, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let text = client
+        .get(url)
+        .send()
+        .await
+        .and_then(|response| response.error_for_status())
+        .map_err(|error| format!("{url}: {error}"))?
+        .text()
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    let wanted = format!("service=\"{service}\"");
+    text.lines()
+        .filter(|line| line.starts_with("koji_service_start_time_seconds{"))
+        .find(|line| line.contains(&wanted))
+        .and_then(|line| line.rsplit_once('}'))
+        .and_then(|(_, value)| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("{url} has no koji_service_start_time_seconds for {service}"))
 }
