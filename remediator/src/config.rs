@@ -260,6 +260,12 @@ impl Config {
             if let Err(reason) = rule.action.check_params(&rule.params) {
                 return Err(invalid(key("params"), reason));
             }
+            if rule.action == ActionKind::Escalate && rule.policy != Policy::Notify {
+                return Err(invalid(
+                    key("policy"),
+                    "escalate goes with policy = \"notify\"".into(),
+                ));
+            }
             if rule.restore_on_resolve && !rule.action.can_restore() {
                 return Err(invalid(
                     key("restore_on_resolve"),

@@ -238,4 +238,9 @@ fn configuration_errors_name_the_key_and_file() {
         "policy_typo",
     );
     check("[guardz]\npaused = true", "guardz");
+    check(&rule("action = \"escalate\""), "rule[0].policy");
+    check(
+        &rule("action = \"escalate\"\nparams = { to = 1 }").replace("\"auto\"", "\"notify\""),
+        "rule[0].params",
+    );
 }

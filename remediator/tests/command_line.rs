@@ -1,4 +1,4 @@
-//! koji-remediator's command line: so far it only answers --help and --version.
+//! koji-remediator's command line: --help, --version, and refusing to run without a config.
 
 use std::process::Command;
 
@@ -14,7 +14,7 @@ fn version_and_help() {
     let output = Command::new(binary).arg("--help").output().unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("--config.file"));
-    // Anything else is refused rather than pretending to work.
+    // Without --config.file it refuses to start.
     let output = Command::new(binary).output().unwrap();
     assert!(!output.status.success());
 }

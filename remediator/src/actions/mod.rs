@@ -18,6 +18,9 @@ pub enum ActionKind {
     TerminateStaleConnections,
     /// Lower a builder's capacity (and restore it when the alert resolves).
     LowerCapacity,
+    /// Hand the problem to on-call: no change is made, the alert and the decision are
+    /// journaled as an escalation (`notify` policy only).
+    Escalate,
 }
 
 /// What actions may use.
@@ -79,6 +82,7 @@ impl ActionKind {
         match self {
             ActionKind::TerminateStaleConnections => "terminate_stale_connections",
             ActionKind::LowerCapacity => "lower_capacity",
+            ActionKind::Escalate => "escalate",
         }
     }
 
@@ -100,6 +104,8 @@ impl ActionKind {
                 terminate_stale_connections::Params::from_table(params).map(|_| ())
             }
             ActionKind::LowerCapacity => lower_capacity::Params::from_table(params).map(|_| ()),
+            ActionKind::Escalate if params.is_empty() => Ok(()),
+            ActionKind::Escalate => Err("escalate takes no parameters".into()),
         }
     }
 
@@ -114,6 +120,10 @@ impl ActionKind {
                 Ok(terminate_stale_connections::Params::from_table(params)?.target())
             }
             ActionKind::LowerCapacity => lower_capacity::Params::from_table(params)?.target(labels),
+            ActionKind::Escalate => Ok(format!(
+                "alert:{}",
+                labels.get("alertname").map(String::as_str).unwrap_or("")
+            )),
         }
     }
 
@@ -135,6 +145,10 @@ impl ActionKind {
                     lower_capacity::Params::from_table(params).map_err(ActionError::Params)?;
                 lower_capacity::plan(context, &params, labels).await
             }
+            // Configuration allows escalate only with the notify policy, which never runs.
+            ActionKind::Escalate => Ok(Planned::Refused(
+                "escalate changes nothing; it is for on-call".into(),
+            )),
         }
     }
 }

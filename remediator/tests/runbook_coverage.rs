@@ -1,0 +1,113 @@
+//! The alert rules, their promtool unit tests, the Alertmanager example and the example
+//! runbook agree: every alert in `alerts/koji.rules.yml` has a runbook rule naming the fix
+//! its `action` label announces, and all of them pass their own tools' checks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use koji_remediator::config::Config;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(repo("alerts"))
+        .output()
+        .unwrap_or_else(|error| panic!("{program} (tools/install-test-deps installs it): {error}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    let checked = run("promtool", &["check", "rules", "koji.rules.yml"]);
+    assert!(checked.contains("SUCCESS: 15 rules found"), "{checked}");
+    let tested = run("promtool", &["test", "rules", "koji.rules.test.yml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}
+
+#[test]
+fn alertmanager_example_passes_amtool() {
+    run("amtool", &["check-config", "alertmanager.example.yml"]);
+}
+
+/// `(alertname, action label)` of every alert rule, read line by line (the file's own
+/// layout: `- alert:` then, below it, `action:`).
+fn alerts() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo("alerts/koji.rules.yml")).unwrap();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            found.push((name.to_string(), String::new()));
+        } else if let Some(action) = line.strip_prefix("action: ") {
+            found.last_mut().expect("action below an alert").1 = action.to_string();
+        }
+    }
+    found
+}
+
+#[test]
+fn every_alert_has_a_runbook_rule_with_its_fix() {
+    let config = Config::load(&repo("examples/koji-remediator.toml")).unwrap();
+    let alerts = alerts();
+    assert_eq!(alerts.len(), 15);
+    for (alertname, action) in &alerts {
+        let rule = config
+            .rules
+            .iter()
+            .find(|rule| &rule.alertname == alertname)
+            .unwrap_or_else(|| panic!("no runbook rule for {alertname}"));
+        let expected = match action.as_str() {
+            "none" => "escalate",
+            // Build-dir cleanup runs on the builder agent, not yet deployed: escalate.
+            "clean_build_dirs" => "escalate",
+            other => other,
+        };
+        assert_eq!(rule.action.name(), expected, "{alertname}");
+    }
+}
+
+#[test]
+fn the_binary_checks_the_example_runbook() {
+    let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .args(["--check-config", "--config.file"])
+        .arg(repo("examples/koji-remediator.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("15 rule(s)"), "{stdout}");
+    assert!(
+        stdout.contains("KojiBuilderOverloaded -> lower_capacity (auto)"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(repo("examples/koji-remediator.toml"))
+        .unwrap()
+        .replace("action = \"lower_capacity\"", "action = \"lower_capacty\"");
+    std::fs::write(&bad, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .args(["--check-config", "--config.file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("lower_capacty"),
+        "{stderr}"
+    );
+}
