@@ -238,13 +238,34 @@ params = { step = 1.0 }
 
 #[tokio::test]
 async fn unmatched_and_approval_alerts_are_journaled_and_counted() {
-    let remediator = started("").await;
+    let escalation = r#"
+[[rule]]
+name = "shared-storage-full"
+alertname = "KojiSharedStorageFull"
+action = "escalate"
+policy = "notify"
+"#;
+    let remediator = started(escalation).await;
+    let shared = [
+        ("alertname", "KojiSharedStorageFull"),
+        ("mountpoint", "/mnt/koji"),
+    ];
+    let body = payload(false, &shared, "5656565656565656", "2026-11-28T13:00:00Z");
+    let (status, answer) = remediator.post(&body).await;
+    assert_eq!(
+        (status, answer["runs_claimed"].as_i64()),
+        (200, Some(0)),
+        "{answer}"
+    );
+    let runs = remediator.runs().await;
+    assert_eq!(runs[0]["state"], "notified", "{runs:#?}");
+    assert_eq!(runs[0]["target"], "alert:KojiSharedStorageFull");
     let unknown = [("alertname", "SomethingElse"), ("host", HOST)];
     let body = payload(false, &unknown, "1212121212121212", "2026-11-28T13:00:00Z");
     let (status, answer) = remediator.post(&body).await;
     assert_eq!((status, answer["runs_claimed"].as_i64()), (200, Some(0)));
     let (deliveries, alerts, runs) = remediator.journal_counts().await;
-    assert_eq!((deliveries, alerts, runs), (1, 1, 0));
+    assert_eq!((deliveries, alerts, runs), (2, 2, 1));
 
     let critical = [
         ("alertname", "KojiBuilderOverloaded"),
@@ -255,6 +276,10 @@ async fn unmatched_and_approval_alerts_are_journaled_and_counted() {
     remediator.post(&body).await;
     let runs = remediator.runs().await;
     assert_eq!(runs[0]["state"], "awaiting_approval", "{runs:#?}");
+    assert_eq!(
+        runs[1]["state"], "notified",
+        "nothing ran the escalation: {runs:#?}"
+    );
     assert_eq!(capacity(&remediator, HOST).await, 4.0);
 
     let metrics = remediator

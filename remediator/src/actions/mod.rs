@@ -87,9 +87,10 @@ impl ActionKind {
     }
 
     /// Every action.
-    pub const ALL: [ActionKind; 2] = [
+    pub const ALL: [ActionKind; 3] = [
         ActionKind::TerminateStaleConnections,
         ActionKind::LowerCapacity,
+        ActionKind::Escalate,
     ];
 
     /// Whether the action can undo itself when its alert resolves.
@@ -176,5 +177,27 @@ impl Plan {
             Plan::TerminateStaleConnections(plan) => plan.verify(context).await,
             Plan::LowerCapacity(plan) => plan.verify(context).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ALL` must list every variant: the executor keys its concurrency slots on it.
+    #[test]
+    fn all_lists_every_action() {
+        for kind in ActionKind::ALL {
+            // A new variant makes this match fail to compile until it is listed here, and
+            // the count below keeps ALL in step with it.
+            match kind {
+                ActionKind::TerminateStaleConnections
+                | ActionKind::LowerCapacity
+                | ActionKind::Escalate => {}
+            }
+        }
+        let names: std::collections::HashSet<_> =
+            ActionKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), 3);
     }
 }

@@ -162,8 +162,9 @@ impl Journal {
     }
 
     /// Records a delivery and its alerts, claiming the runs the decisions call for, in one
-    /// transaction. Runs already claimed by an earlier delivery of the same alert occurrence
-    /// are journaled as `duplicate` and not returned.
+    /// transaction, and returns the claimed runs the executor is to start (those waiting for
+    /// a human are journaled, not returned). Runs already claimed by an earlier delivery of
+    /// the same alert occurrence are journaled as `duplicate` and not returned.
     pub async fn record_delivery(
         &self,
         payload: &Payload,
@@ -208,10 +209,13 @@ impl Journal {
                     )
                     .await?;
                 match row {
-                    Some(row) => claimed.push(ClaimedRun {
+                    // Only runs that start pending are for the executor; escalations
+                    // and approvals wait for a human.
+                    Some(row) if run.state == "pending" => claimed.push(ClaimedRun {
                         id: row.get(0),
                         rule: rule.clone(),
                     }),
+                    Some(_) => {}
                     None => {
                         verdict = "duplicate".into();
                         detail = format!(

@@ -56,6 +56,25 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         files_per_dir: usize,
     },
+    /// Post COUNT distinct alerts (one per delivery) to a koji-remediator webhook from
+    /// CONCURRENCY workers; print acknowledgement latency percentiles and the rate.
+    PostAlerts {
+        /// The webhook URL.
+        #[arg(long)]
+        url: String,
+        /// Bearer token.
+        #[arg(long)]
+        token: String,
+        /// Alert name to send.
+        #[arg(long, default_value = "KojiBenchAlert")]
+        alertname: String,
+        /// Deliveries in all.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Deliveries in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Open COUNT connections and keep them idle until killed, like a hub's httpd workers.
     HoldConnections {
         /// Connection string.
@@ -92,6 +111,13 @@ async fn main() -> anyhow::Result<()> {
             println!("generated {scale:?} in Koji {koji_version} layout");
         }
         Command::TimeScrapes { url, count } => time_scrapes(&url, count).await?,
+        Command::PostAlerts {
+            url,
+            token,
+            alertname,
+            count,
+            concurrency,
+        } => post_alerts(&url, &token, &alertname, count, concurrency).await?,
         Command::MakeTree {
             root,
             dirs,
@@ -166,6 +192,64 @@ fn make_tree(root: &std::path::Path, dirs: usize, files_per_dir: usize) -> anyho
     println!(
         "made {dirs} directories of {files_per_dir} files under {}",
         root.display()
+    );
+    Ok(())
+}
+
+/// The captured Alertmanager delivery the load is made from.
+const CAPTURED_FIRING: &str =
+    include_str!("../../../tests/fixtures/alertmanager/builder-overloaded-firing.json");
+
+async fn post_alerts(
+    url: &str,
+    token: &str,
+    alertname: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let template: serde_json::Value = serde_json::from_str(CAPTURED_FIRING)?;
+    let client = reqwest::Client::new();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let workers = (0..concurrency).map(|_| {
+        let (client, next, template) = (client.clone(), next.clone(), template.clone());
+        async move {
+            let mut latencies = Vec::new();
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let mut body = template.clone();
+                let alert = &mut body["alerts"][0];
+                alert["labels"]["alertname"] = alertname.into();
+                alert["labels"]["host"] = format!("bench-host-{n}").into();
+                alert["fingerprint"] = format!("{n:016x}").into();
+                let sent = std::time::Instant::now();
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    });
+    let mut latencies: Vec<f64> = Vec::with_capacity(count);
+    for result in futures::future::join_all(workers).await {
+        latencies.extend(result?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "p50_ms={:.2} p99_ms={:.2} rate={:.0} deliveries={count} seconds={elapsed:.1}",
+        at(0.5),
+        at(0.99),
+        count as f64 / elapsed
     );
     Ok(())
 }
