@@ -172,10 +172,15 @@ impl Journal {
     ) -> Result<Vec<ClaimedRun>, JournalError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
+        // Cached statements: each delivery runs these, and parsing them anew would double
+        // the round trips of the transaction the webhook's answer waits for.
+        let insert_delivery = transaction.prepare_cached(INSERT_DELIVERY).await?;
+        let claim_run = transaction.prepare_cached(CLAIM_RUN).await?;
+        let insert_alert = transaction.prepare_cached(INSERT_ALERT).await?;
         let alert_count = payload.alerts.len() as i32;
         let delivery_id: i64 = transaction
             .query_one(
-                INSERT_DELIVERY,
+                &insert_delivery,
                 &[
                     &payload.receiver,
                     &payload.group_key,
@@ -194,7 +199,7 @@ impl Journal {
             if let (Some(run), Some(rule)) = (&decision.run, &decision.rule) {
                 let row = transaction
                     .query_opt(
-                        CLAIM_RUN,
+                        &claim_run,
                         &[
                             &alert.fingerprint,
                             &alert.starts_at,
@@ -228,7 +233,7 @@ impl Journal {
             }
             transaction
                 .execute(
-                    INSERT_ALERT,
+                    &insert_alert,
                     &[
                         &delivery_id,
                         &alert.fingerprint,
