@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use crate::actions::{lower_capacity, ActionContext, ActionKind, Plan, Planned};
 use crate::config::Config;
@@ -25,6 +26,8 @@ pub struct Executor {
     context: ActionContext,
     metrics: Arc<Metrics>,
     slots: Arc<HashMap<ActionKind, Arc<Semaphore>>>,
+    /// Every run in flight, so a stop can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Executor {
@@ -48,13 +51,21 @@ impl Executor {
             context,
             metrics,
             slots: Arc::new(slots),
+            tasks: TaskTracker::new(),
         }
+    }
+
+    /// Waits up to `grace` for runs in flight to finish (on SIGTERM). Runs still going then
+    /// are cut off and found `running` at the next start, which marks them interrupted.
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
     }
 
     /// Runs `run` in the background.
     pub fn spawn(&self, run: ClaimedRun) -> tokio::task::JoinHandle<()> {
         let executor = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             if let Err(error) = executor.execute(&run).await {
                 // The run stays pending or running in the journal; recovery at the next
                 // start picks pending runs up again.
@@ -66,7 +77,7 @@ impl Executor {
     /// Resumes a run claimed before a restart (its rule is read from the journal row).
     pub fn resume(&self, id: i64) -> tokio::task::JoinHandle<()> {
         let executor = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             match executor.journal.run_rule(id).await {
                 Ok(Some(rule)) => {
                     let run = ClaimedRun { id, rule };

@@ -76,7 +76,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "koji-remediator listening");
+    let executor = state.executor.clone();
     koji_remediator::server::run(listener, state, shutdown_signal()).await?;
+    // Requests are drained; let runs in flight finish their apply and verify.
+    if !executor.drain(std::time::Duration::from_secs(30)).await {
+        tracing::warn!("runs still in flight after 30 s; they will be marked interrupted");
+    }
     tracing::info!("koji-remediator stopped");
     Ok(())
 }

@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/webhook/alertmanager", post(webhook))
         .route("/api/v1/journal", get(journal))
+        .route("/api/v1/journal/alerts", get(journal_alerts))
         .route("/api/v1/pause", get(get_pause).post(set_pause))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -161,6 +162,20 @@ async fn journal(
     authorized(&headers, &state.api_token)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state.journal.recent(limit).await.map_err(|error| {
+        tracing::error!(%error, "cannot read the journal");
+        ApiError::journal_unavailable()
+    })?;
+    Ok(Json(entries))
+}
+
+async fn journal_alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<JournalQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.api_token)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state.journal.recent_alerts(limit).await.map_err(|error| {
         tracing::error!(%error, "cannot read the journal");
         ApiError::journal_unavailable()
     })?;

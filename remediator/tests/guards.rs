@@ -93,6 +93,12 @@ async fn the_same_alert_delivered_50_times_and_3_at_once_runs_once() {
     let posts = (0..3).map(|_| remediator.post(&other));
     let answers = futures::future::join_all(posts).await;
     assert!(answers.iter().all(|(status, _)| *status == 200));
+    let decisions = remediator.alert_decisions().await;
+    let duplicates = decisions
+        .iter()
+        .filter(|d| d["decision"] == "duplicate")
+        .count();
+    assert_eq!(duplicates, 49 + 2, "every repeat journaled as a duplicate");
     let claimed: i64 = answers
         .iter()
         .map(|(_, body)| body["runs_claimed"].as_i64().unwrap())
@@ -157,6 +163,10 @@ async fn cooldown_holds_per_target_and_resolved_alerts_do_nothing() {
     let (status, body) = remediator.post(&resolved).await;
     assert_eq!((status, body["runs_claimed"].as_i64()), (200, Some(0)));
     assert_eq!(remediator.runs().await.len(), 3);
+    assert_eq!(
+        remediator.alert_decisions().await[0]["decision"],
+        "resolved_ignored"
+    );
     assert_eq!(capacity(&remediator, HOST).await, 3.5);
 }
 
@@ -266,6 +276,12 @@ policy = "notify"
     assert_eq!((status, answer["runs_claimed"].as_i64()), (200, Some(0)));
     let (deliveries, alerts, runs) = remediator.journal_counts().await;
     assert_eq!((deliveries, alerts, runs), (2, 2, 1));
+    let decisions = remediator.alert_decisions().await;
+    assert_eq!(decisions[0]["alertname"], "SomethingElse");
+    assert_eq!(decisions[0]["decision"], "unmatched");
+    assert_eq!(decisions[0]["rule"], serde_json::Value::Null);
+    assert_eq!(decisions[1]["decision"], "notified");
+    assert_eq!(decisions[1]["labels"]["mountpoint"], "/mnt/koji");
 
     let critical = [
         ("alertname", "KojiBuilderOverloaded"),

@@ -93,6 +93,30 @@ pub struct JournalEntry {
     pub finished_at: Option<String>,
 }
 
+/// One alert as received, with the decision taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertEntry {
+    /// `alerts.id`.
+    pub id: i64,
+    /// Alert name.
+    pub alertname: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Alertmanager's fingerprint.
+    pub fingerprint: String,
+    /// The alert's labels.
+    pub labels: serde_json::Value,
+    /// The matching rule.
+    pub rule: Option<String>,
+    /// `run`, `restore`, `duplicate`, `unmatched`, `resolved_ignored`, `refused`,
+    /// `awaiting_approval`, `notified`.
+    pub decision: String,
+    /// Why.
+    pub detail: String,
+    /// When received (RFC 3339).
+    pub received_at: String,
+}
+
 /// The journal.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -426,6 +450,33 @@ impl Journal {
                 fingerprint: row.get(8),
                 created_at: row.get(9),
                 finished_at: row.get(10),
+            })
+            .collect())
+    }
+
+    /// The most recent alerts received with the decision taken, newest first.
+    pub async fn recent_alerts(&self, limit: i64) -> Result<Vec<AlertEntry>, JournalError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, alertname, status, fingerprint, labels, rule, decision, detail,
+                        to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                   FROM koji_remediator.alerts ORDER BY id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AlertEntry {
+                id: row.get(0),
+                alertname: row.get(1),
+                status: row.get(2),
+                fingerprint: row.get(3),
+                labels: row.get(4),
+                rule: row.get(5),
+                decision: row.get(6),
+                detail: row.get(7),
+                received_at: row.get(8),
             })
             .collect())
     }

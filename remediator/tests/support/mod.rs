@@ -148,6 +148,19 @@ impl Remediator {
         response.json::<Vec<Value>>().await.unwrap()
     }
 
+    /// The journal API's alert decisions, newest first.
+    pub async fn alert_decisions(&self) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/journal/alerts?limit=1000", self.base))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<Vec<Value>>().await.unwrap()
+    }
+
     /// Waits until `count` runs exist and none is pending or running.
     pub async fn finished_runs(&self, count: usize) -> Vec<Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
