@@ -1,6 +1,5 @@
 //! koji-exporter: Prometheus metrics for a Koji build system.
 //!
-//! - [`builddir_scan`]: `du -x`-like walk of a build-directory root, with staleness.
 //! - [`builddir_scanner`]: runs that walk in the background on an interval.
 //! - [`builder_identity`]: the Koji host name this machine builds as.
 //! - [`cli`]: command-line flags and how they combine with the configuration file.
@@ -9,7 +8,6 @@
 //! - [`error_chain`]: error messages with their causes, for logs.
 //! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
 //! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
-//! - [`mounts`]: the mount table and which mount holds a path.
 //! - [`statfs_probe`]: `statvfs` off the runtime with a timeout, safe on hung mounts.
 //! - [`scrape`]: one scrape: concurrent collection under a deadline, then encoding.
 //! - [`server`]: the HTTP router and server.
@@ -17,7 +15,6 @@
 //!
 //! [`run`] ties them together for `main` and for tests that want a real server.
 
-pub mod builddir_scan;
 pub mod builddir_scanner;
 pub mod builder_identity;
 pub mod cli;
@@ -27,9 +24,11 @@ pub mod error_chain;
 pub mod hub_database;
 pub mod logging;
 pub mod metric_families;
-pub mod mounts;
 pub mod scrape;
 pub mod server;
+
+/// The mount table and the build-directory walk, from `koji-hostfs`.
+pub use koji_hostfs::{builddir_scan, mounts};
 pub mod statfs_probe;
 
 use std::future::Future;

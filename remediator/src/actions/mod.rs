@@ -2,6 +2,7 @@
 //! plan (what exactly it would touch, readable by a human and stored in the journal), then
 //! applies it, then verifies the symptom is gone.
 
+pub mod clean_build_dirs;
 pub mod lower_capacity;
 pub mod terminate_stale_connections;
 
@@ -18,6 +19,8 @@ pub enum ActionKind {
     TerminateStaleConnections,
     /// Lower a builder's capacity (and restore it when the alert resolves).
     LowerCapacity,
+    /// Delete old build-directory entries on this builder (stopping its daemons meanwhile).
+    CleanBuildDirs,
     /// Hand the problem to on-call: no change is made, the alert and the decision are
     /// journaled as an escalation (`notify` policy only).
     Escalate,
@@ -40,6 +43,8 @@ pub enum Plan {
     TerminateStaleConnections(terminate_stale_connections::TerminatePlan),
     /// See [`lower_capacity::CapacityPlan`].
     LowerCapacity(lower_capacity::CapacityPlan),
+    /// See [`clean_build_dirs::CleanPlan`].
+    CleanBuildDirs(clean_build_dirs::CleanPlan),
 }
 
 /// What planning concluded.
@@ -82,14 +87,16 @@ impl ActionKind {
         match self {
             ActionKind::TerminateStaleConnections => "terminate_stale_connections",
             ActionKind::LowerCapacity => "lower_capacity",
+            ActionKind::CleanBuildDirs => "clean_build_dirs",
             ActionKind::Escalate => "escalate",
         }
     }
 
     /// Every action.
-    pub const ALL: [ActionKind; 3] = [
+    pub const ALL: [ActionKind; 4] = [
         ActionKind::TerminateStaleConnections,
         ActionKind::LowerCapacity,
+        ActionKind::CleanBuildDirs,
         ActionKind::Escalate,
     ];
 
@@ -105,6 +112,7 @@ impl ActionKind {
                 terminate_stale_connections::Params::from_table(params).map(|_| ())
             }
             ActionKind::LowerCapacity => lower_capacity::Params::from_table(params).map(|_| ()),
+            ActionKind::CleanBuildDirs => clean_build_dirs::Params::from_table(params).map(|_| ()),
             ActionKind::Escalate if params.is_empty() => Ok(()),
             ActionKind::Escalate => Err("escalate takes no parameters".into()),
         }
@@ -121,6 +129,9 @@ impl ActionKind {
                 Ok(terminate_stale_connections::Params::from_table(params)?.target())
             }
             ActionKind::LowerCapacity => lower_capacity::Params::from_table(params)?.target(labels),
+            ActionKind::CleanBuildDirs => {
+                Ok(clean_build_dirs::Params::from_table(params)?.target(labels))
+            }
             ActionKind::Escalate => Ok(format!(
                 "alert:{}",
                 labels.get("alertname").map(String::as_str).unwrap_or("")
@@ -146,6 +157,11 @@ impl ActionKind {
                     lower_capacity::Params::from_table(params).map_err(ActionError::Params)?;
                 lower_capacity::plan(context, &params, labels).await
             }
+            ActionKind::CleanBuildDirs => {
+                let params =
+                    clean_build_dirs::Params::from_table(params).map_err(ActionError::Params)?;
+                clean_build_dirs::plan(context, &params, labels).await
+            }
             // Configuration allows escalate only with the notify policy, which never runs.
             ActionKind::Escalate => Ok(Planned::Refused(
                 "escalate changes nothing; it is for on-call".into(),
@@ -160,6 +176,7 @@ impl Plan {
         match self {
             Plan::TerminateStaleConnections(plan) => plan.summary(),
             Plan::LowerCapacity(plan) => plan.summary(),
+            Plan::CleanBuildDirs(plan) => plan.summary(),
         }
     }
 
@@ -168,6 +185,7 @@ impl Plan {
         match self {
             Plan::TerminateStaleConnections(plan) => plan.apply(context).await,
             Plan::LowerCapacity(plan) => plan.apply(context).await,
+            Plan::CleanBuildDirs(plan) => plan.apply(context).await,
         }
     }
 
@@ -176,6 +194,7 @@ impl Plan {
         match self {
             Plan::TerminateStaleConnections(plan) => plan.verify(context).await,
             Plan::LowerCapacity(plan) => plan.verify(context).await,
+            Plan::CleanBuildDirs(plan) => plan.verify(context).await,
         }
     }
 }
@@ -193,11 +212,12 @@ mod tests {
             match kind {
                 ActionKind::TerminateStaleConnections
                 | ActionKind::LowerCapacity
+                | ActionKind::CleanBuildDirs
                 | ActionKind::Escalate => {}
             }
         }
         let names: std::collections::HashSet<_> =
             ActionKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 3);
+        assert_eq!(names.len(), 4);
     }
 }
