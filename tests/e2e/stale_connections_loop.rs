@@ -1,0 +1,258 @@
+//! The runbook's "builders won't connect" failure, end to end with every real part: idle
+//! `koji` connections left by a "crashed hub" fill a small PostgreSQL's slots;
+//! koji-exporter reports them, Prometheus evaluates the real alert rules (with `for:`
+//! shortened), Alertmanager posts to koji-remediator, which terminates them; the stale
+//! count returns to 0 and the alert resolves. Asserted on the database, Prometheus and the
+//! journal; the time from symptom to fix is printed.
+
+use std::time::{Duration, Instant};
+
+use koji_e2e::{fast_rules, free_port, repo_root, wait_for, workspace_binary, Process};
+use koji_testkit::test_db::connect;
+use koji_testkit::{KojiVersion, TempCluster, TestDb};
+use serde_json::Value;
+
+const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
+const API_TOKEN: &str = "e2e-api-token-fedcba9876543210xyz";
+
+async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_koji_connections_are_found_alerted_and_terminated() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A hub database with few slots, so the stale connections visibly fill them.
+    let cluster = tokio::task::spawn_blocking(|| {
+        TempCluster::start_new(&["max_connections = 30", "superuser_reserved_connections = 3"])
+    })
+    .await
+    .unwrap()
+    .expect("a private PostgreSQL cluster");
+    let admin = connect(&cluster.url("postgres")).await.unwrap();
+    admin.batch_execute("CREATE DATABASE koji").await.unwrap();
+    admin.batch_execute("CREATE ROLE koji LOGIN").await.unwrap();
+    let hub = connect(&cluster.url("koji")).await.unwrap();
+    KojiVersion::V1_33.create_schema(&hub).await.unwrap();
+    let journal = TestDb::empty("e2e_journal").await.unwrap();
+
+    // koji-exporter on the hub database, stale after 3 s.
+    let exporter_port = free_port();
+    std::fs::write(
+        d.join("exporter.toml"),
+        format!(
+            "[web]\nscrape_timeout = \"5s\"\n[database]\nurl = \"{}\"\nstale_connection_age = \"3s\"\npool_size = 4\n",
+            cluster.url("koji")
+        ),
+    )
+    .unwrap();
+    let exporter = Process::start(
+        d,
+        "koji-exporter",
+        &workspace_binary("koji-exporter"),
+        &[
+            "--config.file".into(),
+            d.join("exporter.toml").display().to_string(),
+            "--web.listen-address".into(),
+            format!("127.0.0.1:{exporter_port}"),
+            "--collector.disable-defaults".into(),
+            "--collector.koji_db".into(),
+            "--collector.pg_stat_activity".into(),
+            "--collector.koji_hosts".into(),
+        ],
+    );
+
+    // koji-remediator with the example's rule, thresholds scaled down.
+    let remediator_port = free_port();
+    std::fs::write(d.join("webhook.token"), WEBHOOK_TOKEN).unwrap();
+    std::fs::write(d.join("api.token"), API_TOKEN).unwrap();
+    std::fs::write(
+        d.join("remediator.toml"),
+        format!(
+            r#"
+[server]
+webhook_token_file = "{d}/webhook.token"
+api_token_file = "{d}/api.token"
+[journal]
+url = "{journal}"
+[hub]
+url = "{hub}"
+[[rule]]
+name = "stale-db-connections"
+alertname = "KojiDatabaseStaleConnections"
+action = "terminate_stale_connections"
+policy = "auto"
+cooldown = "0s"
+params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
+"#,
+            d = d.display(),
+            journal = journal.url,
+            hub = cluster.url("koji"),
+        ),
+    )
+    .unwrap();
+    let remediator = Process::start(
+        d,
+        "koji-remediator",
+        &workspace_binary("koji-remediator"),
+        &[
+            "--config.file".into(),
+            d.join("remediator.toml").display().to_string(),
+            "--web.listen-address".into(),
+            format!("127.0.0.1:{remediator_port}"),
+        ],
+    );
+
+    // Alertmanager routing every alert to the remediator, without delay.
+    let am_port = free_port();
+    std::fs::write(
+        d.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: remediator\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: remediator\n    webhook_configs:\n      - url: http://127.0.0.1:{remediator_port}/webhook/alertmanager\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            credentials_file: {}\n",
+            d.join("webhook.token").display()
+        ),
+    )
+    .unwrap();
+    let alertmanager = Process::start(
+        d,
+        "alertmanager",
+        std::path::Path::new("prometheus-alertmanager"),
+        &[
+            format!("--config.file={}", d.join("alertmanager.yml").display()),
+            format!("--storage.path={}", d.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            format!("--web.external-url=http://127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+
+    // Prometheus scraping the exporter every second with the real rules, `for:` shortened.
+    let prometheus_port = free_port();
+    std::fs::write(d.join("koji.rules.yml"), fast_rules(&repo_root(), "2s")).unwrap();
+    std::fs::write(
+        d.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: ['{}']\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
+             scrape_configs:\n  - job_name: koji-hub\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+            d.join("koji.rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let prometheus = Process::start(
+        d,
+        "prometheus",
+        std::path::Path::new("prometheus"),
+        &[
+            format!("--config.file={}", d.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", d.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
+            format!("--web.external-url=http://127.0.0.1:{prometheus_port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    let all = [&exporter, &remediator, &alertmanager, &prometheus];
+    let client = reqwest::Client::new();
+    let prom = format!("http://127.0.0.1:{prometheus_port}");
+    wait_for(
+        "Prometheus to scrape the exporter",
+        Duration::from_secs(60),
+        &all,
+        || async {
+            let body = get_json(
+                &client,
+                &format!("{prom}/api/v1/query?query=koji_db_up"),
+                None,
+            )
+            .await?;
+            (body["data"]["result"][0]["value"][1] == "1").then_some(())
+        },
+    )
+    .await;
+
+    // The symptom: a crashed hub's idle connections, 18 of 27 usable slots.
+    let base = cluster.url("koji").replace("user=postgres", "");
+    let mut stale = Vec::new();
+    for _ in 0..18 {
+        let client = connect(&format!("{base} user=koji application_name=httpd"))
+            .await
+            .unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+        stale.push(client);
+    }
+    let symptom = Instant::now();
+
+    let journal_url = format!("http://127.0.0.1:{remediator_port}/api/v1/journal");
+    let run = wait_for(
+        "the remediator to terminate them",
+        Duration::from_secs(90),
+        &all,
+        || async {
+            let runs = get_json(&client, &journal_url, Some(API_TOKEN)).await?;
+            runs.as_array()?
+                .iter()
+                .find(|run| run["state"] == "succeeded")
+                .cloned()
+        },
+    )
+    .await;
+    let fixed_after = symptom.elapsed();
+    println!("symptom to fix applied: {:.1} s", fixed_after.as_secs_f64());
+    assert_eq!(run["action"], "terminate_stale_connections");
+    assert!(
+        run["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("terminated 18 of 18"),
+        "{run}"
+    );
+
+    let koji_left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'koji'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(koji_left, 0, "every stale koji backend is gone");
+    for client in &stale {
+        assert!(client.simple_query("SELECT 1").await.is_err());
+    }
+
+    wait_for(
+        "the stale count back to 0 and the alert resolved",
+        Duration::from_secs(60),
+        &all,
+        || async {
+            let stale = get_json(
+                &client,
+                &format!(
+                    "{prom}/api/v1/query?query=koji_db_stale_connections{{usename=%22koji%22}}"
+                ),
+                None,
+            )
+            .await?;
+            let zero = stale["data"]["result"][0]["value"][1] == "0";
+            let alerts = get_json(&client, &format!("{prom}/api/v1/alerts"), None).await?;
+            let firing = alerts["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "KojiDatabaseStaleConnections");
+            (zero && !firing).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "symptom to alert resolved: {:.1} s",
+        symptom.elapsed().as_secs_f64()
+    );
+    drop(cluster);
+}

@@ -1,0 +1,115 @@
+//! The whole loop on loopback ports: koji-exporter, koji-remediator, Prometheus and
+//! Alertmanager as real processes, with their configurations written to a temporary
+//! directory and their logs kept there for when a test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A binary of this workspace, built by the same `cargo nextest run --workspace`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} not built; run the workspace's tests",
+        binary.display()
+    );
+    binary
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped, with its output in `<dir>/<name>.log`.
+pub struct Process {
+    name: String,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Process {
+    /// Starts `program` with `args`, logging to `dir`.
+    pub fn start(dir: &Path, name: &str, program: &Path, args: &[String]) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", program.display()));
+        Process {
+            name: name.to_string(),
+            log,
+            child,
+        }
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(30);
+        format!("--- {} ---\n{}", self.name, lines[start..].join("\n"))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `limit` with `logs`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, logs: &[&Process], mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let tails: Vec<String> = logs.iter().map(|p| p.log_tail()).collect();
+            panic!("timed out waiting for {what}\n{}", tails.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `alerts/koji.rules.yml` with every `for:` shortened to `for_override`, so a test sees
+/// the real expressions fire in seconds.
+pub fn fast_rules(repo: &Path, for_override: &str) -> String {
+    std::fs::read_to_string(repo.join("alerts/koji.rules.yml"))
+        .unwrap()
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("for: ") {
+            Some(_) => format!(
+                "{}for: {for_override}",
+                &line[..line.len() - line.trim_start().len()]
+            ),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
