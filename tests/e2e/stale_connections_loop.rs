@@ -3,13 +3,15 @@
 //! koji-exporter reports them, Prometheus evaluates the real alert rules (with `for:`
 //! shortened), Alertmanager posts to koji-remediator, which terminates them; the stale
 //! count returns to 0 and the alert resolves. Asserted on the database, Prometheus and the
-//! journal; the time from symptom to fix is printed.
+//! journal; the time from symptom to fix is printed. Then every query of every dashboard in
+//! `dashboards/` is evaluated against the running Prometheus and must return data.
 
 use std::time::{Duration, Instant};
 
 use koji_e2e::{fast_rules, free_port, repo_root, wait_for, workspace_binary, Process};
+use koji_testkit::populate::add_host;
 use koji_testkit::test_db::connect;
-use koji_testkit::{KojiVersion, TempCluster, TestDb};
+use koji_testkit::{HostSpec, KojiVersion, TempCluster, TestDb};
 use serde_json::Value;
 
 const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
@@ -39,6 +41,16 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
     admin.batch_execute("CREATE ROLE koji LOGIN").await.unwrap();
     let hub = connect(&cluster.url("koji")).await.unwrap();
     KojiVersion::V1_33.create_schema(&hub).await.unwrap();
+    add_host(
+        &hub,
+        KojiVersion::V1_33,
+        &HostSpec::new("buildvm-x86-01.example.org"),
+    )
+    .await
+    .unwrap();
+    // A build directory of this machine, for the builder collectors.
+    let mock = d.join("mock");
+    std::fs::create_dir_all(mock.join("f40-build-1-1/root")).unwrap();
     let journal = TestDb::empty("e2e_journal").await.unwrap();
 
     // koji-exporter on the hub database, stale after 3 s.
@@ -46,8 +58,13 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
     std::fs::write(
         d.join("exporter.toml"),
         format!(
-            "[web]\nscrape_timeout = \"5s\"\n[database]\nurl = \"{}\"\nstale_connection_age = \"3s\"\npool_size = 4\n",
-            cluster.url("koji")
+            "[web]\nscrape_timeout = \"5s\"\n[database]\nurl = \"{}\"\nstale_connection_age = \"3s\"\npool_size = 4\n\
+             [builder]\nhost_name = \"buildvm-x86-01.example.org\"\n\
+             [builddirs]\nroots = [\"{mock}\"]\ninterval = \"2s\"\n\
+             [[filesystems.paths]]\npath = \"/\"\nrole = \"local\"\n\
+             [[filesystems.paths]]\npath = \"{mock}\"\nrole = \"local\"\n",
+            cluster.url("koji"),
+            mock = mock.display(),
         ),
     )
     .unwrap();
@@ -60,10 +77,6 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
             d.join("exporter.toml").display().to_string(),
             "--web.listen-address".into(),
             format!("127.0.0.1:{exporter_port}"),
-            "--collector.disable-defaults".into(),
-            "--collector.koji_db".into(),
-            "--collector.pg_stat_activity".into(),
-            "--collector.koji_hosts".into(),
         ],
     );
 
@@ -141,7 +154,8 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files: ['{}']\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
-             scrape_configs:\n  - job_name: koji-hub\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+             scrape_configs:\n  - job_name: koji-hub\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n  \
+             - job_name: koji-remediator\n    static_configs:\n      - targets: ['127.0.0.1:{remediator_port}']\n",
             d.join("koji.rules.yml").display()
         ),
     )
