@@ -80,13 +80,21 @@ async fn real_daemons_started_by_the_test() {
         .as_secs_f64();
     let _daemon = Running(Command::new(&daemon).arg("30").spawn().unwrap());
     let _script = Running(Command::new("python3").arg(&script).spawn().unwrap());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let samples = scrape_services(
-        PathBuf::from("/proc"),
-        &["koji-test-daemon", "koji-test-script", "koji-test-absent"],
-    )
-    .await;
+    // Until both have exec'ed (a busy machine takes a while), the children carry the
+    // test's own name.
+    let mut samples = Vec::new();
+    for _ in 0..100 {
+        samples = scrape_services(
+            PathBuf::from("/proc"),
+            &["koji-test-daemon", "koji-test-script", "koji-test-absent"],
+        )
+        .await;
+        let up = |s: &str| value(&samples, "koji_service_up", &[("service", s)]);
+        if up("koji-test-daemon") == 1.0 && up("koji-test-script") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for service in ["koji-test-daemon", "koji-test-script"] {
         assert_eq!(
             value(&samples, "koji_service_up", &[("service", service)]),

@@ -39,6 +39,15 @@ impl ApiError {
         }
     }
 
+    /// 403: authenticated, but not allowed to ask for this.
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            error: "forbidden",
+            detail: detail.into(),
+        }
+    }
+
     /// 413: the body is larger than `server.max_body_bytes`.
     pub fn too_large(limit: usize) -> ApiError {
         ApiError {

@@ -22,10 +22,19 @@ pub struct Config {
     /// The HTTP listener and its credentials.
     #[serde(default)]
     pub server: ServerConfig,
-    /// Where decisions are journaled.
-    pub journal: DatabaseConfig,
-    /// The Koji hub database the database fixes act on.
-    pub hub: HubConfig,
+    /// Where decisions are journaled (required with rules: the webhook journals first).
+    #[serde(default)]
+    pub journal: Option<DatabaseConfig>,
+    /// The Koji hub database the database fixes act on (required with rules; optional on
+    /// a builder agent, which Koji builders' network rarely lets reach the database).
+    #[serde(default)]
+    pub hub: Option<HubConfig>,
+    /// This instance runs actions forwarded by a central remediator.
+    #[serde(default)]
+    pub agent: Option<AgentConfig>,
+    /// This (central) instance forwards some actions to agents on the machines concerned.
+    #[serde(default)]
+    pub forwarding: Option<ForwardingConfig>,
     /// Central guards.
     #[serde(default)]
     pub guards: GuardsConfig,
@@ -87,6 +96,62 @@ pub struct HubConfig {
 
 fn default_koji_user() -> String {
     "koji-remediator".into()
+}
+
+/// `[agent]`: runs forwarded actions on this machine.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// File with the bearer token the central remediator presents (distinct from the
+    /// webhook's and on-call's).
+    pub token_file: PathBuf,
+    /// Actions this agent may run.
+    pub actions: Vec<ActionKind>,
+}
+
+/// `[forwarding]`: which actions run on an agent, and where agents are.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingConfig {
+    /// File with the bearer token presented to agents.
+    pub token_file: PathBuf,
+    /// Actions to forward instead of running here.
+    pub actions: Vec<ActionKind>,
+    /// The alert label naming the machine.
+    #[serde(default = "default_host_label")]
+    pub host_label: String,
+    /// Agent base URL per host; checked before `url_template`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, String>,
+    /// Agent base URL for other hosts; `{host}` is replaced by the label's value, which
+    /// must then be a plain host name (letters, digits, dots, dashes).
+    #[serde(default)]
+    pub url_template: Option<String>,
+    /// How long an agent may take to answer (a cleanup walks and deletes a lot).
+    #[serde(default = "default_forward_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Tries before the run is journaled as failed.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Pause between tries.
+    #[serde(default = "default_retry_delay", with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+fn default_host_label() -> String {
+    "host".into()
+}
+
+fn default_forward_timeout() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_retry_delay() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// `[guards]`: what holds for every action.
@@ -224,17 +289,41 @@ impl Config {
             key,
             reason,
         };
-        if self.server.webhook_token_file.is_none() {
-            return Err(invalid(
-                "server.webhook_token_file".into(),
-                "required: the file with Alertmanager's bearer token".into(),
-            ));
+        if self.agent.is_none() || !self.rules.is_empty() || self.journal.is_some() {
+            // A webhook-serving instance.
+            for (key, missing) in [
+                (
+                    "server.webhook_token_file",
+                    self.server.webhook_token_file.is_none(),
+                ),
+                (
+                    "server.api_token_file",
+                    self.server.api_token_file.is_none(),
+                ),
+                ("journal", self.journal.is_none()),
+                ("hub", self.hub.is_none()),
+            ] {
+                if missing {
+                    return Err(invalid(
+                        key.into(),
+                        "required where the webhook is served (a runbook is configured, or no [agent])".into(),
+                    ));
+                }
+            }
         }
-        if self.server.api_token_file.is_none() {
-            return Err(invalid(
-                "server.api_token_file".into(),
-                "required: the file with on-call's bearer token for the API".into(),
-            ));
+        if let Some(forwarding) = &self.forwarding {
+            if forwarding.agents.is_empty() && forwarding.url_template.is_none() {
+                return Err(invalid(
+                    "forwarding.url_template".into(),
+                    "give url_template or agents, or agents cannot be found".into(),
+                ));
+            }
+            if forwarding.attempts == 0 {
+                return Err(invalid(
+                    "forwarding.attempts".into(),
+                    "must be at least 1".into(),
+                ));
+            }
         }
         if self.guards.max_concurrent_per_action == 0 {
             return Err(invalid(

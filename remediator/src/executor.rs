@@ -14,7 +14,9 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::{lower_capacity, ActionContext, ActionKind, Plan, Planned};
+use crate::agent::AgentRequest;
 use crate::config::Config;
+use crate::forwarding::Forwarder;
 use crate::journal::{ClaimedRun, Journal, JournalError, RunInfo, RunStart};
 use crate::metrics::{ActionLabels, Metrics, OutcomeLabels};
 
@@ -28,6 +30,8 @@ pub struct Executor {
     slots: Arc<HashMap<ActionKind, Arc<Semaphore>>>,
     /// Every run in flight, so a stop can wait for them.
     tasks: TaskTracker,
+    /// Sends runs of forwarded actions to agents.
+    forwarder: Option<Forwarder>,
 }
 
 impl Executor {
@@ -37,6 +41,7 @@ impl Executor {
         journal: Journal,
         context: ActionContext,
         metrics: Arc<Metrics>,
+        forwarder: Option<Forwarder>,
     ) -> Executor {
         let slots = ActionKind::ALL
             .iter()
@@ -52,6 +57,7 @@ impl Executor {
             metrics,
             slots: Arc::new(slots),
             tasks: TaskTracker::new(),
+            forwarder,
         }
     }
 
@@ -130,6 +136,9 @@ impl Executor {
         rule: &crate::config::Rule,
         info: &RunInfo,
     ) -> Result<(&'static str, String), JournalError> {
+        if let Some(forwarder) = self.forwarder.as_ref().filter(|f| f.forwards(rule.action)) {
+            return self.forward(forwarder, id, rule, info).await;
+        }
         let planned = match self.plan(rule, info).await? {
             Ok(planned) => planned,
             Err(error) => return Ok(("failed", format!("planning failed: {error}"))),
@@ -162,6 +171,67 @@ impl Executor {
             Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
             Err(error) => ("failed", format!("{applied}; {error}")),
         })
+    }
+
+    /// Has an agent run the action; the central guards (pause, dry run) travel as
+    /// `plan_only`, and for a build-dir cleanup the hub's active buildroots as ids to keep.
+    async fn forward(
+        &self,
+        forwarder: &Forwarder,
+        id: i64,
+        rule: &crate::config::Rule,
+        info: &RunInfo,
+    ) -> Result<(&'static str, String), JournalError> {
+        let base = match forwarder.agent_url(&info.labels) {
+            Ok(base) => base,
+            Err(reason) => return Ok(("refused", reason)),
+        };
+        let mut params = rule.params.clone();
+        if rule.action == ActionKind::CleanBuildDirs {
+            let host_label = params
+                .get("host_label")
+                .and_then(|v| v.as_str())
+                .unwrap_or("host")
+                .to_string();
+            if let Some(host) = info.labels.get(&host_label) {
+                if let Some(active) =
+                    crate::actions::clean_build_dirs::active_buildroots(&self.context, host).await
+                {
+                    let keep = active.into_iter().map(|id| toml::Value::Integer(id.into()));
+                    params.insert("keep_buildroots".into(), toml::Value::Array(keep.collect()));
+                }
+            }
+            params.insert("check_hub_buildroots".into(), toml::Value::Boolean(false));
+        }
+        let paused = self
+            .journal
+            .paused()
+            .await?
+            .unwrap_or(self.config.guards.paused);
+        let plan_only = paused || self.config.guards.dry_run || rule.dry_run;
+        let request = AgentRequest {
+            run: id,
+            action: rule.action,
+            params,
+            labels: info.labels.clone(),
+            plan_only,
+        };
+        let response = match forwarder.send(&base, &request).await {
+            Ok(response) => response,
+            Err(error) => return Ok(("failed", error)),
+        };
+        if let Some(plan) = &response.plan {
+            self.journal.record_plan_summary(id, plan).await?;
+        }
+        let state = match response.state.as_str() {
+            "planned" if paused => "paused",
+            "planned" => "dry_run",
+            "succeeded" => "succeeded",
+            "nothing_to_do" => "nothing_to_do",
+            "refused" => "refused",
+            _ => "failed",
+        };
+        Ok((state, format!("agent {base}: {}", response.outcome)))
     }
 
     /// The plan for a run: the rule's action, or for a restore the undoing of what this

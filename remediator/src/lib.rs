@@ -5,6 +5,7 @@
 //! - [`runbook`]: which rule an alert matches and what to do with it.
 //! - [`journal`]: every alert, decision, plan and outcome in PostgreSQL; the idempotency key.
 //! - [`executor`]: runs claimed actions behind the central guards.
+//! - [`agent`], [`forwarding`]: agent mode, and forwarding runs to agents.
 //! - [`actions`]: the fixes, one file each, as plan, apply, verify.
 //! - [`database`]: connection pools.
 //! - [`server`], [`api_error`]: the HTTP surface.
@@ -13,11 +14,13 @@
 //! [`start`] builds everything from a configuration for `main` and for tests.
 
 pub mod actions;
+pub mod agent;
 pub mod alertmanager;
 pub mod api_error;
 pub mod config;
 pub mod database;
 pub mod executor;
+pub mod forwarding;
 pub mod journal;
 pub mod metrics;
 pub mod runbook;
@@ -29,8 +32,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::actions::ActionContext;
+use crate::agent::AgentState;
 use crate::config::{Config, HUB_URL_ENV, JOURNAL_URL_ENV};
 use crate::executor::Executor;
+use crate::forwarding::Forwarder;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::server::AppState;
@@ -47,9 +52,63 @@ fn read_token(path: &Path, key: &str) -> anyhow::Result<Arc<str>> {
     Ok(Arc::from(token))
 }
 
+/// What one remediator process serves: the webhook and API (central), the agent endpoint,
+/// or both.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The webhook, journal and pause API.
+    pub central: Option<AppState>,
+    /// The endpoint for forwarded runs.
+    pub agent: Option<AgentState>,
+}
+
 /// Builds the application: reads the tokens, connects the pools, migrates the journal and
 /// resumes runs claimed before a restart.
-pub async fn start(config: Config) -> anyhow::Result<AppState> {
+pub async fn start(config: Config) -> anyhow::Result<App> {
+    let hub = match &config.hub {
+        Some(hub) => Some(database::pool(&hub.database, "hub.url", HUB_URL_ENV, 4)?),
+        None => None,
+    };
+    let context = ActionContext {
+        hub,
+        koji_user: config
+            .hub
+            .as_ref()
+            .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
+    };
+    let mut tokens: Vec<Arc<str>> = Vec::new();
+    let agent = match &config.agent {
+        Some(agent) => {
+            let token = read_token(&agent.token_file, "agent.token_file")?;
+            tokens.push(token.clone());
+            Some(AgentState {
+                token,
+                actions: Arc::new(agent.actions.clone()),
+                context: context.clone(),
+            })
+        }
+        None => None,
+    };
+    let central = match &config.journal {
+        Some(journal_config) => {
+            Some(start_central(&config, journal_config, context, &mut tokens).await?)
+        }
+        None => None,
+    };
+    let distinct: std::collections::HashSet<&str> = tokens.iter().map(|t| &**t).collect();
+    anyhow::ensure!(
+        distinct.len() == tokens.len(),
+        "the webhook, API, agent and forwarding tokens must all differ: one must never unlock another's door"
+    );
+    Ok(App { central, agent })
+}
+
+async fn start_central(
+    config: &Config,
+    journal_config: &config::DatabaseConfig,
+    context: ActionContext,
+    tokens: &mut Vec<Arc<str>>,
+) -> anyhow::Result<AppState> {
     let webhook_token = read_token(
         config
             .server
@@ -66,35 +125,44 @@ pub async fn start(config: Config) -> anyhow::Result<AppState> {
             .context("server.api_token_file")?,
         "server.api_token_file",
     )?;
-    anyhow::ensure!(
-        webhook_token != api_token,
-        "the webhook and API tokens must differ: Alertmanager's token must not unlock on-call's API"
-    );
-    let journal_pool = database::pool(&config.journal, "journal.url", JOURNAL_URL_ENV, 8)?;
-    let hub_pool = database::pool(&config.hub.database, "hub.url", HUB_URL_ENV, 4)?;
-    let journal = Journal::new(journal_pool);
+    tokens.extend([webhook_token.clone(), api_token.clone()]);
+    let forwarder = match &config.forwarding {
+        Some(forwarding) => {
+            let token = read_token(&forwarding.token_file, "forwarding.token_file")?;
+            tokens.push(token.clone());
+            Some(Forwarder::new(forwarding.clone(), token))
+        }
+        None => None,
+    };
+    let journal = Journal::new(database::pool(
+        journal_config,
+        "journal.url",
+        JOURNAL_URL_ENV,
+        8,
+    )?);
     journal
         .migrate()
         .await
         .context("cannot migrate the journal schema")?;
-    let config = Arc::new(config);
+    let config = Arc::new(config.clone());
     let metrics = Arc::new(Metrics::default());
-    let context = ActionContext {
-        hub: hub_pool,
-        koji_user: config.hub.koji_user.clone(),
-    };
-    let executor = Executor::new(config.clone(), journal.clone(), context, metrics.clone());
-    let state = AppState {
-        config,
-        journal: journal.clone(),
-        executor: executor.clone(),
-        metrics,
-        webhook_token,
-        api_token,
-    };
+    let executor = Executor::new(
+        config.clone(),
+        journal.clone(),
+        context,
+        metrics.clone(),
+        forwarder,
+    );
     for id in journal.recover().await? {
         tracing::info!(run = id, "resuming a run claimed before the restart");
         executor.resume(id);
     }
-    Ok(state)
+    Ok(AppState {
+        config,
+        journal,
+        executor,
+        metrics,
+        webhook_token,
+        api_token,
+    })
 }

@@ -71,16 +71,18 @@ async fn main() -> anyhow::Result<()> {
     let address = cli
         .listen_address
         .unwrap_or_else(|| config.server.listen_address.clone());
-    let state = koji_remediator::start(config).await?;
+    let app = koji_remediator::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(address = %listener.local_addr()?, "koji-remediator listening");
-    let executor = state.executor.clone();
-    koji_remediator::server::run(listener, state, shutdown_signal()).await?;
+    let executor = app.central.as_ref().map(|central| central.executor.clone());
+    koji_remediator::server::run(listener, app, shutdown_signal()).await?;
     // Requests are drained; let runs in flight finish their apply and verify.
-    if !executor.drain(std::time::Duration::from_secs(30)).await {
-        tracing::warn!("runs still in flight after 30 s; they will be marked interrupted");
+    if let Some(executor) = executor {
+        if !executor.drain(std::time::Duration::from_secs(30)).await {
+            tracing::warn!("runs still in flight after 30 s; they will be marked interrupted");
+        }
     }
     tracing::info!("koji-remediator stopped");
     Ok(())

@@ -21,6 +21,7 @@ use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::metrics::{AlertLabels, Metrics};
 use crate::runbook;
+use crate::App;
 
 /// Everything the handlers share.
 #[derive(Debug, Clone)]
@@ -39,31 +40,46 @@ pub struct AppState {
     pub api_token: Arc<str>,
 }
 
-/// The router, for tests to drive directly or serve.
-pub fn app(state: AppState) -> Router {
+/// The central router: webhook, journal and pause API, metrics.
+pub fn central(state: AppState) -> Router {
     Router::new()
         .route("/webhook/alertmanager", post(webhook))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/journal/alerts", get(journal_alerts))
         .route("/api/v1/pause", get(get_pause).post(set_pause))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
+}
+
+/// Everything this process serves, for tests to drive directly or serve.
+pub fn app(app: App) -> Router {
+    let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    if let Some(state) = app.central {
+        router = router.merge(central(state));
+    }
+    if let Some(agent) = app.agent {
+        router = router.merge(
+            Router::new()
+                .route("/api/v1/agent/run", post(crate::agent::run))
+                .with_state(agent),
+        );
+    }
+    router
 }
 
 /// Serves until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
-    state: AppState,
+    app_state: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(app_state))
         .with_graceful_shutdown(shutdown)
         .await
 }
 
 /// Checks `Authorization: Bearer TOKEN` in constant time.
-fn authorized(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
+pub fn authorized(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

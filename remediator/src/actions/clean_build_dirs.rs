@@ -55,6 +55,10 @@ pub struct Params {
     /// Ask the hub database which buildroots of this host are still active, and keep them.
     #[serde(default = "default_true")]
     pub check_hub_buildroots: bool,
+    /// Buildroot ids never to delete, whatever the hub check says (a central remediator
+    /// forwarding to an agent sends the hub's active ones here).
+    #[serde(default)]
+    pub keep_buildroots: Vec<i32>,
     /// The alert label naming the Koji host (for the hub check and the cooldown).
     #[serde(default = "default_host_label")]
     pub host_label: String,
@@ -220,8 +224,8 @@ fn buildroot_id(name: &str) -> Option<i32> {
 }
 
 /// Buildroots of `host` the hub still considers active (not EXPIRED), if the hub answers.
-async fn active_buildroots(context: &ActionContext, host: &str) -> Option<HashSet<i32>> {
-    let client = context.hub.get().await.ok()?;
+pub async fn active_buildroots(context: &ActionContext, host: &str) -> Option<HashSet<i32>> {
+    let client = context.hub.as_ref()?.get().await.ok()?;
     let rows = client
         .query(
             "SELECT sb.buildroot_id FROM standard_buildroot sb JOIN host h ON h.id = sb.host_id
@@ -246,11 +250,16 @@ pub async fn plan(
             params.local_host
         )));
     }
-    let active = if params.check_hub_buildroots {
+    let mut active = if params.check_hub_buildroots {
         active_buildroots(context, &host).await
     } else {
         None
     };
+    if !params.keep_buildroots.is_empty() {
+        active
+            .get_or_insert_with(HashSet::new)
+            .extend(params.keep_buildroots.iter().copied());
+    }
     let params = params.clone();
     let planned = tokio::task::spawn_blocking(move || plan_blocking(&params, active.as_ref()))
         .await

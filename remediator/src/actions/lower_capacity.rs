@@ -96,7 +96,7 @@ pub async fn plan(
             params.host_label
         )));
     };
-    let client = context.hub.get().await?;
+    let client = context.hub_client().await?;
     let layout = koji_db::detect_layout(&client).await?;
     let Some(current) = koji_db::capacity::read_capacity(&**client, layout, host).await? else {
         return Ok(Planned::Refused(format!("no Koji host named {host:?}")));
@@ -124,7 +124,7 @@ pub async fn plan_restore(
     context: &ActionContext,
     applied: &CapacityPlan,
 ) -> Result<Planned, ActionError> {
-    let client = context.hub.get().await?;
+    let client = context.hub_client().await?;
     let layout = koji_db::detect_layout(&client).await?;
     let Some(current) = koji_db::capacity::read_capacity(&**client, layout, &applied.host).await?
     else {
@@ -158,7 +158,7 @@ impl CapacityPlan {
 
     /// Makes the change, refusing if the capacity moved since the plan.
     pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
-        let mut client = context.hub.get().await?;
+        let mut client = context.hub_client().await?;
         let layout = koji_db::detect_layout(&client).await?;
         koji_db::capacity::change_capacity(
             &mut client,
@@ -177,7 +177,7 @@ impl CapacityPlan {
 
     /// Re-reads the capacity.
     pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
-        let client = context.hub.get().await?;
+        let client = context.hub_client().await?;
         let layout = koji_db::detect_layout(&client).await?;
         let current = koji_db::capacity::read_capacity(&**client, layout, &self.host).await?;
         match current {

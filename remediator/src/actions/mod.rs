@@ -29,8 +29,8 @@ pub enum ActionKind {
 /// What actions may use.
 #[derive(Debug, Clone)]
 pub struct ActionContext {
-    /// The Koji hub database.
-    pub hub: Pool,
+    /// The Koji hub database, where this instance can reach it.
+    pub hub: Option<Pool>,
     /// The Koji user recorded as making changes.
     pub koji_user: String,
 }
@@ -73,12 +73,22 @@ pub enum ActionError {
     /// The capacity change was refused by the database model.
     #[error(transparent)]
     Capacity(#[from] koji_db::capacity::CapacityError),
+    /// The action needs the hub database and this instance has none configured.
+    #[error("no hub database configured on this instance")]
+    NoHub,
     /// Verification found the symptom still there.
     #[error("verification failed: {0}")]
     NotVerified(String),
     /// Parameters are wrong (validated at start, so only for restores of old plans).
     #[error("bad parameters: {0}")]
     Params(String),
+}
+
+impl ActionContext {
+    /// A connection to the hub database.
+    pub async fn hub_client(&self) -> Result<deadpool_postgres::Object, ActionError> {
+        Ok(self.hub.as_ref().ok_or(ActionError::NoHub)?.get().await?)
+    }
 }
 
 impl ActionKind {

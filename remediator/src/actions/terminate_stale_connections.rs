@@ -3,8 +3,9 @@
 //! configured users' backends whose last query started longer ago than the threshold
 //! (the runbook: 40 minutes), oldest first, at most `max_per_run`.
 //!
-//! Never another user's backend, never the remediator's own (by `application_name` and by
-//! pid), and the conditions are checked again, atomically, at the moment of termination: a
+//! Only backends of the hub's own database (the one the remediator connects to: other
+//! databases on the same server are none of Koji's business), never another user's backend,
+//! never the remediator's own (by `application_name` and by pid), and the conditions are checked again, atomically, at the moment of termination: a
 //! pid reused by a fresh backend since the plan is left alone.
 
 use std::time::Duration;
@@ -121,6 +122,7 @@ SELECT pid, usename::text, coalesce(datname, '')::text, coalesce(state, ''),
   FROM pg_stat_activity
  WHERE backend_type = 'client backend'
    AND usename = ANY($1)
+   AND datname = current_database()
    AND query_start < now() - make_interval(secs => $2)
    AND pid <> pg_backend_pid()
    AND application_name <> $3
@@ -135,6 +137,7 @@ SELECT pg_terminate_backend(pid)
  WHERE pid = $1
    AND backend_type = 'client backend'
    AND usename = ANY($2)
+   AND datname = current_database()
    AND query_start < now() - make_interval(secs => $3)
    AND pid <> pg_backend_pid()
    AND application_name <> $4
@@ -160,7 +163,7 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
             }
         },
     };
-    let client = context.hub.get().await?;
+    let client = context.hub_client().await?;
     let seconds = params.older_than.as_secs_f64();
     let rows = client
         .query(
@@ -226,7 +229,7 @@ impl TerminatePlan {
 
     /// Terminates each planned backend that still qualifies.
     pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
-        let client = context.hub.get().await?;
+        let client = context.hub_client().await?;
         let mut terminated = 0;
         for backend in &self.backends {
             let rows = client
@@ -253,7 +256,7 @@ impl TerminatePlan {
 
     /// Checks that none of the planned backends is still there and stale.
     pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
-        let client = context.hub.get().await?;
+        let client = context.hub_client().await?;
         // Termination is asynchronous in the server: give backends a moment to exit.
         let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
         for _ in 0..50 {

@@ -368,6 +368,18 @@ impl Journal {
         Ok(())
     }
 
+    /// Stores the plan summary an agent reported for a forwarded run.
+    pub async fn record_plan_summary(&self, id: i64, summary: &str) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE koji_remediator.action_runs SET plan_summary = $2 WHERE id = $1",
+                &[&id, &summary],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Ends a run in `state` with `outcome`.
     pub async fn finish_run(
         &self,

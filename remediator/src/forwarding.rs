@@ -1,0 +1,114 @@
+//! The central side of agent mode: where a run's agent is, and sending it the run.
+//!
+//! The agent's address comes from configuration (an explicit map, or a template filled
+//! with the alert's host label, which must then be a plain host name, so a label cannot
+//! point the request anywhere else). Unreachable agents and timeouts are retried, then
+//! journaled as failures; nothing is dropped silently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::agent::{AgentRequest, AgentResponse};
+use crate::config::ForwardingConfig;
+
+/// Forwards runs to agents.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    config: Arc<ForwardingConfig>,
+    token: Arc<str>,
+    client: reqwest::Client,
+}
+
+impl Forwarder {
+    /// A forwarder for `config`, presenting `token`.
+    pub fn new(config: ForwardingConfig, token: Arc<str>) -> Forwarder {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .expect("an HTTP client with a timeout");
+        Forwarder {
+            config: Arc::new(config),
+            token,
+            client,
+        }
+    }
+
+    /// Whether runs of `action` go to an agent.
+    pub fn forwards(&self, action: crate::actions::ActionKind) -> bool {
+        self.config.actions.contains(&action)
+    }
+
+    /// The agent's base URL for an alert, or why there is none.
+    pub fn agent_url(&self, labels: &BTreeMap<String, String>) -> Result<String, String> {
+        let host = labels
+            .get(&self.config.host_label)
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("the alert has no `{}` label", self.config.host_label))?;
+        if let Some(url) = self.config.agents.get(host) {
+            return Ok(url.clone());
+        }
+        let plain = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !plain || host.starts_with(['.', '-']) {
+            return Err(format!("host label {host:?} is not a plain host name"));
+        }
+        self.config
+            .url_template
+            .as_ref()
+            .map(|template| template.replace("{host}", host))
+            .ok_or_else(|| format!("no agent configured for {host:?}"))
+    }
+
+    /// Sends the run to the agent, retrying as configured.
+    pub async fn send(&self, base: &str, request: &AgentRequest) -> Result<AgentResponse, String> {
+        let url = format!("{}/api/v1/agent/run", base.trim_end_matches('/'));
+        let mut last_error = String::new();
+        for attempt in 1..=self.config.attempts {
+            match self.try_send(&url, request).await {
+                Ok(response) => return Ok(response),
+                // The agent answered and refused: retrying cannot help.
+                Err((false, error)) => return Err(error),
+                Err((true, error)) => {
+                    tracing::warn!(run = request.run, attempt, %error, "agent unreachable");
+                    last_error = error;
+                }
+            }
+            if attempt < self.config.attempts {
+                tokio::time::sleep(self.config.retry_delay).await;
+            }
+        }
+        Err(format!(
+            "agent at {url} failed {} time(s): {last_error}",
+            self.config.attempts
+        ))
+    }
+
+    /// One try; the error says whether a retry may help.
+    async fn try_send(
+        &self,
+        url: &str,
+        request: &AgentRequest,
+    ) -> Result<AgentResponse, (bool, String)> {
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(&*self.token)
+            .json(request)
+            .send()
+            .await
+            .map_err(|error| (true, error.to_string()))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err((true, format!("agent answered {status}")));
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err((false, format!("agent refused with {status}: {body}")));
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| (true, format!("unreadable agent answer: {error}")))
+    }
+}
