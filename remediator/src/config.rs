@@ -107,6 +107,9 @@ pub struct AgentConfig {
     pub token_file: PathBuf,
     /// Actions this agent may run.
     pub actions: Vec<ActionKind>,
+    /// The Koji host name of this machine: forwarded alerts about any other host are
+    /// refused.
+    pub host_name: String,
 }
 
 /// `[forwarding]`: which actions run on an agent, and where agents are.

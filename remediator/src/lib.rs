@@ -75,6 +75,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .hub
             .as_ref()
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
+        local_host: config.agent.as_ref().map(|agent| agent.host_name.clone()),
     };
     let mut tokens: Vec<Arc<str>> = Vec::new();
     let agent = match &config.agent {

@@ -39,7 +39,7 @@ fn run(args: &[&str]) {
 async fn start_agent(dir: &Path) -> String {
     std::fs::write(dir.join("agent.token"), FORWARD_TOKEN).unwrap();
     let text = format!(
-        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\n",
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n",
         dir.join("agent.token").display()
     );
     let config = Config::parse(&text, Path::new("agent.toml")).expect("agent config");
@@ -65,7 +65,7 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ local_host = "{HOST}", roots = ["{root}"], target_free_percent = 90, is_active_command = ["/bin/false"] }}
+params = {{ roots = ["{root}"], target_free_percent = 90, is_active_command = ["/bin/false"] }}
 
 [forwarding]
 token_file = "{token}"

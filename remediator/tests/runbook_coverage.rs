@@ -70,8 +70,6 @@ fn every_alert_has_a_runbook_rule_with_its_fix() {
             .unwrap_or_else(|| panic!("no runbook rule for {alertname}"));
         let expected = match action.as_str() {
             "none" => "escalate",
-            // Build-dir cleanup runs on the builder agent, not yet deployed: escalate.
-            "clean_build_dirs" => "escalate",
             other => other,
         };
         assert_eq!(rule.action.name(), expected, "{alertname}");
@@ -110,4 +108,23 @@ fn the_binary_checks_the_example_runbook() {
         stderr.contains("bad.toml") && stderr.contains("lower_capacty"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_agent_example_is_an_agent_only_config() {
+    let config = Config::load(&repo("examples/koji-remediator-agent.toml")).unwrap();
+    let agent = config.agent.as_ref().expect("[agent]");
+    assert_eq!(agent.host_name, "buildvm-x86-01.example.org");
+    assert!(config.rules.is_empty() && config.journal.is_none() && config.hub.is_none());
+    let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .args(["--check-config", "--config.file"])
+        .arg(repo("examples/koji-remediator-agent.toml"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // The central example forwards the cleanup to such agents.
+    let central = Config::load(&repo("examples/koji-remediator.toml")).unwrap();
+    let forwarding = central.forwarding.expect("[forwarding]");
+    assert_eq!(forwarding.actions.len(), 1);
+    assert_eq!(forwarding.actions[0].name(), "clean_build_dirs");
 }

@@ -25,9 +25,11 @@ use super::{ActionContext, ActionError, Plan, Planned};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The Koji host name of the machine this remediator runs on. Alerts naming another
-    /// host are refused: files are only ever deleted on the machine the alert is about.
-    pub local_host: String,
+    /// The Koji host name of the machine this runs on; default: the agent's `host_name`.
+    /// Alerts naming another host are refused: files are only ever deleted on the machine
+    /// the alert is about.
+    #[serde(default)]
+    pub local_host: Option<String>,
     /// Build-directory roots (absolute, no `..`, never `/`).
     #[serde(default = "default_roots")]
     pub roots: Vec<PathBuf>,
@@ -119,7 +121,7 @@ impl Params {
         let params: Params = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|error: toml::de::Error| error.to_string())?;
-        if params.local_host.is_empty() {
+        if params.local_host.as_deref() == Some("") {
             return Err("local_host must name this machine's Koji host".into());
         }
         if params.roots.is_empty() {
@@ -244,10 +246,15 @@ pub async fn plan(
     labels: &BTreeMap<String, String>,
 ) -> Result<Planned, ActionError> {
     let host = labels.get(&params.host_label).cloned().unwrap_or_default();
-    if host != params.local_host {
+    let Some(local_host) = params.local_host.as_ref().or(context.local_host.as_ref()) else {
+        return Ok(Planned::Refused(
+            "this instance does not know its Koji host name (params.local_host or agent.host_name)"
+                .into(),
+        ));
+    };
+    if &host != local_host {
         return Ok(Planned::Refused(format!(
-            "the alert is about host {host:?}, this remediator cleans only {:?}",
-            params.local_host
+            "the alert is about host {host:?}, this machine is {local_host:?}"
         )));
     }
     let mut active = if params.check_hub_buildroots {

@@ -33,6 +33,8 @@ pub struct ActionContext {
     pub hub: Option<Pool>,
     /// The Koji user recorded as making changes.
     pub koji_user: String,
+    /// The Koji host name of this machine, on an agent.
+    pub local_host: Option<String>,
 }
 
 /// A plan: the exact change, for the journal and for on-call.
