@@ -55,8 +55,28 @@ async fn start_agent(dir: &Path) -> String {
     base
 }
 
+/// Service scripts on the "builder": kojid runs; stop and start are recorded.
+fn service_scripts(dir: &Path) -> String {
+    let state = dir.join("svc-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("kojid"), "").unwrap();
+    let log = dir.join("svc-calls.log");
+    for (name, body) in [
+        ("is-active", format!("test -e {}/\"$1\"", state.display())),
+        ("stop", format!("echo \"stop $1\" >> {}; rm -f {}/\"$1\"", log.display(), state.display())),
+        ("start", format!("echo \"start $1\" >> {}; touch {}/\"$1\"", log.display(), state.display())),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        run(&["chmod", "+x", path.to_str().unwrap()]);
+    }
+    let d = dir.display();
+    format!(r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#)
+}
+
 fn central_rules(dir: &Path, root: &Path, agent: &str) -> String {
     std::fs::write(dir.join("forward.token"), FORWARD_TOKEN).unwrap();
+    let services = service_scripts(dir);
     format!(
         r#"
 [[rule]]
@@ -65,7 +85,7 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ roots = ["{root}"], target_free_percent = 90, is_active_command = ["/bin/false"] }}
+params = {{ roots = ["{root}"], target_free_percent = 90, {services} }}
 
 [forwarding]
 token_file = "{token}"
@@ -149,6 +169,12 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
         "the agent deleted the old entry"
     );
     assert!(root.join("f40-build-2-1").exists());
+    // kojid was stopped for the cleanup and runs again.
+    let calls = std::fs::read_to_string(dir.path().join("svc-calls.log")).unwrap();
+    assert_eq!(calls, "stop kojid\nstart kojid\n");
+    assert!(dir.path().join("svc-state/kojid").exists());
+    let decisions = central.alert_decisions().await;
+    assert_eq!(decisions[0]["decision"], "run", "the whole story is in the journal");
 
     // A builder without a mapped agent: the template points at a closed port.
     let (status, _) = central
