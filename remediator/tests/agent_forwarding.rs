@@ -63,15 +63,31 @@ fn service_scripts(dir: &Path) -> String {
     let log = dir.join("svc-calls.log");
     for (name, body) in [
         ("is-active", format!("test -e {}/\"$1\"", state.display())),
-        ("stop", format!("echo \"stop $1\" >> {}; rm -f {}/\"$1\"", log.display(), state.display())),
-        ("start", format!("echo \"start $1\" >> {}; touch {}/\"$1\"", log.display(), state.display())),
+        (
+            "stop",
+            format!(
+                "echo \"stop $1\" >> {}; rm -f {}/\"$1\"",
+                log.display(),
+                state.display()
+            ),
+        ),
+        (
+            "start",
+            format!(
+                "echo \"start $1\" >> {}; touch {}/\"$1\"",
+                log.display(),
+                state.display()
+            ),
+        ),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         run(&["chmod", "+x", path.to_str().unwrap()]);
     }
     let d = dir.display();
-    format!(r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#)
+    format!(
+        r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#
+    )
 }
 
 fn central_rules(dir: &Path, root: &Path, agent: &str) -> String {
@@ -174,7 +190,10 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
     assert_eq!(calls, "stop kojid\nstart kojid\n");
     assert!(dir.path().join("svc-state/kojid").exists());
     let decisions = central.alert_decisions().await;
-    assert_eq!(decisions[0]["decision"], "run", "the whole story is in the journal");
+    assert_eq!(
+        decisions[0]["decision"], "run",
+        "the whole story is in the journal"
+    );
 
     // A builder without a mapped agent: the template points at a closed port.
     let (status, _) = central

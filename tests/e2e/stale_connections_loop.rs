@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use koji_e2e::{fast_rules, free_port, repo_root, wait_for, workspace_binary, Process};
+use koji_e2e::{
+    alert_active, free_port, repo_root, start_alertmanager, start_prometheus, wait_for,
+    workspace_binary, Process,
+};
 use koji_testkit::populate::add_host;
 use koji_testkit::test_db::connect;
 use koji_testkit::{HostSpec, KojiVersion, TempCluster, TestDb};
@@ -121,60 +124,21 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
         ],
     );
 
-    // Alertmanager routing every alert to the remediator, without delay.
-    let am_port = free_port();
-    std::fs::write(
-        d.join("alertmanager.yml"),
-        format!(
-            "route:\n  receiver: remediator\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: remediator\n    webhook_configs:\n      - url: http://127.0.0.1:{remediator_port}/webhook/alertmanager\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            credentials_file: {}\n",
-            d.join("webhook.token").display()
-        ),
-    )
-    .unwrap();
-    let alertmanager = Process::start(
+    let (alertmanager, am_port) = start_alertmanager(
         d,
-        "alertmanager",
-        std::path::Path::new("prometheus-alertmanager"),
-        &[
-            format!("--config.file={}", d.join("alertmanager.yml").display()),
-            format!("--storage.path={}", d.join("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            format!("--web.external-url=http://127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".into(),
-        ],
+        &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),
+        &d.join("webhook.token"),
     );
-
-    // Prometheus scraping the exporter every second with the real rules, `for:` shortened.
-    let prometheus_port = free_port();
-    std::fs::write(d.join("koji.rules.yml"), fast_rules(&repo_root(), "2s")).unwrap();
-    std::fs::write(
-        d.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             rule_files: ['{}']\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\n\
-             scrape_configs:\n  - job_name: koji-hub\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n  \
-             - job_name: koji-remediator\n    static_configs:\n      - targets: ['127.0.0.1:{remediator_port}']\n",
-            d.join("koji.rules.yml").display()
-        ),
-    )
-    .unwrap();
-    let prometheus = Process::start(
+    let (prometheus, prom) = start_prometheus(
         d,
-        "prometheus",
-        std::path::Path::new("prometheus"),
         &[
-            format!("--config.file={}", d.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", d.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{prometheus_port}"),
-            format!("--web.external-url=http://127.0.0.1:{prometheus_port}"),
-            "--rules.alert.resend-delay=1s".into(),
+            ("koji-hub", exporter_port),
+            ("koji-remediator", remediator_port),
         ],
+        am_port,
     );
     let all = [&exporter, &remediator, &alertmanager, &prometheus];
     let client = reqwest::Client::new();
-    let prom = format!("http://127.0.0.1:{prometheus_port}");
     wait_for(
         "Prometheus to scrape the exporter",
         Duration::from_secs(60),
@@ -255,11 +219,7 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
             )
             .await?;
             let zero = stale["data"]["result"][0]["value"][1] == "0";
-            let alerts = get_json(&client, &format!("{prom}/api/v1/alerts"), None).await?;
-            let firing = alerts["data"]["alerts"]
-                .as_array()?
-                .iter()
-                .any(|a| a["labels"]["alertname"] == "KojiDatabaseStaleConnections");
+            let firing = alert_active(&client, &prom, "KojiDatabaseStaleConnections").await?;
             (zero && !firing).then_some(())
         },
     )
@@ -268,5 +228,48 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
         "symptom to alert resolved: {:.1} s",
         symptom.elapsed().as_secs_f64()
     );
+
+    let queries = dashboard_queries();
+    for expr in &queries {
+        let url = format!("{prom}/api/v1/query");
+        wait_for(
+            &format!("data for dashboard query {expr}"),
+            Duration::from_secs(30),
+            &all,
+            || async {
+                let response = client
+                    .get(&url)
+                    .query(&[("query", expr)])
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = response.json().await.ok()?;
+                let results = body["data"]["result"].as_array()?;
+                (!results.is_empty()).then_some(())
+            },
+        )
+        .await;
+    }
+    println!("all {} dashboard queries return data", queries.len());
     drop(cluster);
+}
+
+/// Every panel query of every dashboard, with template variables set to "all".
+fn dashboard_queries() -> Vec<String> {
+    let mut queries = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let board: Value = serde_json::from_str(&text).unwrap();
+            for panel in board["panels"].as_array().unwrap() {
+                for target in panel["targets"].as_array().unwrap() {
+                    let expr = target["expr"].as_str().unwrap();
+                    queries.push(expr.replace("$host", ".*").replace("$instance", ".*"));
+                }
+            }
+        }
+    }
+    assert!(queries.len() >= 25, "{queries:?}");
+    queries
 }

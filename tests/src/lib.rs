@@ -113,3 +113,97 @@ pub fn fast_rules(repo: &Path, for_override: &str) -> String {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// Starts Alertmanager routing every alert, without delay, to `webhook_url` with the bearer
+/// token in `token_file`; returns it and its port.
+pub fn start_alertmanager(dir: &Path, webhook_url: &str, token_file: &Path) -> (Process, u16) {
+    let port = free_port();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: remediator\n  group_by: ['alertname', 'instance', 'host', 'mountpoint']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: remediator\n    webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            credentials_file: {}\n",
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let process = Process::start(
+        dir,
+        "alertmanager",
+        Path::new("prometheus-alertmanager"),
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
+    (process, port)
+}
+
+/// Starts Prometheus scraping `targets` (job name, port) every second, evaluating the real
+/// alert rules with `for:` shortened to 2 s, alerting `alertmanager_port`; returns it and
+/// its base URL.
+pub fn start_prometheus(
+    dir: &Path,
+    targets: &[(&str, u16)],
+    alertmanager_port: u16,
+) -> (Process, String) {
+    let port = free_port();
+    let rules = dir.join("koji.rules.yml");
+    std::fs::write(&rules, fast_rules(&repo_root(), "2s")).unwrap();
+    let jobs: String = targets
+        .iter()
+        .map(|(job, target)| {
+            format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n")
+        })
+        .collect();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n\
+             scrape_configs:\n{jobs}",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let process = Process::start(
+        dir,
+        "prometheus",
+        Path::new("prometheus"),
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}"),
+            "--rules.alert.resend-delay=1s".into(),
+        ],
+    );
+    (process, format!("http://127.0.0.1:{port}"))
+}
+
+/// Whether Prometheus currently has the alert `alertname` pending or firing.
+pub async fn alert_active(
+    client: &reqwest::Client,
+    prometheus: &str,
+    alertname: &str,
+) -> Option<bool> {
+    let body: serde_json::Value = client
+        .get(format!("{prometheus}/api/v1/alerts"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        body["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .any(|alert| alert["labels"]["alertname"] == alertname),
+    )
+}
