@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,38 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use koji_exporter::builddir_scan::scan_root;
 use koji_exporter::collectors::CollectorId;
 use koji_exporter::config::Config;
+use koji_testkit::mounts::{run, TestMount};
 use support::{scrape, value};
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
-
-struct TestMount(PathBuf);
-
-impl TestMount {
-    fn tmpfs(target: &Path) -> TestMount {
-        std::fs::create_dir_all(target).unwrap();
-        run(&[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=256m",
-            "koji-builddir-test",
-            target.to_str().unwrap(),
-        ]);
-        TestMount(target.to_path_buf())
-    }
-}
-
-impl Drop for TestMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?} failed");
-}
 
 fn write(path: &Path, bytes: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -102,7 +74,7 @@ fn build_tree(root: &Path) -> TestMount {
     age(&recent.join("root/tmp/old.rpm"), 30);
     age(&recent, 30);
     std::os::unix::fs::symlink("/usr", recent.join("root/usr-link")).unwrap();
-    let proc_mount = TestMount::tmpfs(&recent.join("root/proc"));
+    let proc_mount = TestMount::tmpfs(&recent.join("root/proc"), "size=256m", "koji-builddir-test");
     write(&recent.join("root/proc/not-ours"), 2 << 20);
 
     write(&root.join("stray-file"), 12345);
@@ -114,7 +86,7 @@ fn build_tree(root: &Path) -> TestMount {
 fn totals_staleness_links_and_mounts() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("var-lib-mock");
-    let _root_mount = TestMount::tmpfs(&root);
+    let _root_mount = TestMount::tmpfs(&root, "size=256m", "koji-builddir-test");
     let _proc_mount = build_tree(&root);
 
     let scan = scan_root(&root, WEEK, SystemTime::now()).unwrap();
@@ -156,7 +128,7 @@ fn totals_staleness_links_and_mounts() {
 fn a_symlinked_subtree_is_never_followed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mnt-build");
-    let _root_mount = TestMount::tmpfs(&root);
+    let _root_mount = TestMount::tmpfs(&root, "size=256m", "koji-builddir-test");
     std::fs::create_dir(root.join("build")).unwrap();
     std::os::unix::fs::symlink("/usr", root.join("build/escape")).unwrap();
     std::os::unix::fs::symlink("/usr", root.join("escape-at-top")).unwrap();
@@ -170,7 +142,7 @@ fn a_symlinked_subtree_is_never_followed() {
 fn entries_vanishing_mid_scan_are_survived() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("var-lib-mock");
-    let _root_mount = TestMount::tmpfs(&root);
+    let _root_mount = TestMount::tmpfs(&root, "size=256m", "koji-builddir-test");
     for build in 0..20 {
         for file in 0..50 {
             write(
@@ -212,7 +184,7 @@ fn entries_vanishing_mid_scan_are_survived() {
 async fn the_collector_serves_the_latest_background_scan() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("var-lib-mock");
-    let _root_mount = TestMount::tmpfs(&root);
+    let _root_mount = TestMount::tmpfs(&root, "size=256m", "koji-builddir-test");
     let _proc_mount = build_tree(&root);
     let missing = dir.path().join("mnt-build");
 
@@ -275,7 +247,7 @@ async fn the_collector_serves_the_latest_background_scan() {
 fn unreadable_directories_are_errors_not_failures() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("var-lib-mock");
-    let _root_mount = TestMount::tmpfs(&root);
+    let _root_mount = TestMount::tmpfs(&root, "size=256m", "koji-builddir-test");
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),

@@ -7,57 +7,15 @@ mod support;
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use koji_exporter::collectors::CollectorId;
 use koji_exporter::config::{Config, Role, WatchedPath};
 use koji_exporter::scrape::Scraper;
+use koji_testkit::mounts::TestMount;
 use support::{find, scrape, value, Sample};
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-/// A mount made by the test, detached again when dropped (also when the test fails).
-struct TestMount(PathBuf);
-
-impl TestMount {
-    fn tmpfs(target: &Path, size_mib: u32, inodes: u32) -> TestMount {
-        std::fs::create_dir_all(target).unwrap();
-        run(&[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size_mib}m,nr_inodes={inodes}"),
-            &format!("koji-test-{size_mib}m"),
-            target.to_str().unwrap(),
-        ]);
-        TestMount(target.to_path_buf())
-    }
-
-    fn read_only_bind(source: &Path, target: &Path) -> TestMount {
-        std::fs::create_dir_all(target).unwrap();
-        run(&[
-            "mount",
-            "--bind",
-            source.to_str().unwrap(),
-            target.to_str().unwrap(),
-        ]);
-        run(&["mount", "-o", "remount,ro,bind", target.to_str().unwrap()]);
-        TestMount(target.to_path_buf())
-    }
-}
-
-impl Drop for TestMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?} failed");
-}
 
 fn fill(path: &Path, mib: usize) {
     std::fs::write(path, vec![0x55u8; mib * 1024 * 1024]).unwrap();
@@ -91,7 +49,7 @@ fn mount_value(samples: &[Sample], name: &str, mountpoint: &Path) -> f64 {
 async fn tmpfs_of_known_size_filled_to_known_levels() {
     let dir = tempfile::tempdir().unwrap();
     let mock = dir.path().join("var-lib-mock");
-    let _mount = TestMount::tmpfs(&mock, 64, 1000);
+    let _mount = TestMount::tmpfs(&mock, "size=64m,nr_inodes=1000", "koji-test-64m");
     std::fs::create_dir(mock.join("f40-build-1-1")).unwrap();
     fill(&mock.join("f40-build-1-1/big"), 16);
     let link = dir.path().join("mnt-build");
@@ -162,9 +120,9 @@ async fn tmpfs_of_known_size_filled_to_known_levels() {
 async fn read_only_bind_mounts_and_mounts_on_top_of_mounts() {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("mnt-koji");
-    let _lower = TestMount::tmpfs(&shared, 32, 500);
+    let _lower = TestMount::tmpfs(&shared, "size=32m,nr_inodes=500", "koji-test-32m");
     // A second tmpfs stacked on the same mount point hides the first.
-    let _upper = TestMount::tmpfs(&shared, 16, 500);
+    let _upper = TestMount::tmpfs(&shared, "size=16m,nr_inodes=500", "koji-test-16m");
     std::fs::create_dir(shared.join("packages")).unwrap();
     let chroot_view = dir.path().join("chroot-mnt-koji");
     let _bind = TestMount::read_only_bind(&shared.join("packages"), &chroot_view);
@@ -255,7 +213,7 @@ impl Drop for DeadFuseMount {
 async fn a_hung_mount_reports_a_device_error_without_hanging_the_scrape() {
     let dir = tempfile::tempdir().unwrap();
     let healthy = dir.path().join("var-lib-mock");
-    let _tmpfs = TestMount::tmpfs(&healthy, 8, 100);
+    let _tmpfs = TestMount::tmpfs(&healthy, "size=8m,nr_inodes=100", "koji-test-8m");
     let hung = dir.path().join("mnt-koji");
     let dead = DeadFuseMount::new(&hung);
 

@@ -4,28 +4,9 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use koji_hostfs::removal::{remove_entry, RemoveError};
-
-fn run(args: &[&str]) {
-    assert!(
-        Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .unwrap()
-            .success(),
-        "{args:?}"
-    );
-}
-
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+use koji_testkit::mounts::{run, TestMount};
 
 #[test]
 fn a_tree_is_removed_and_links_out_are_removed_as_links() {
@@ -73,7 +54,7 @@ fn another_file_system_inside_is_never_entered() {
         "koji-removal-test",
         mount_point.to_str().unwrap(),
     ]);
-    let _mounted = Mounted(mount_point.clone());
+    let _mounted = TestMount::adopt(&mount_point);
     std::fs::write(mount_point.join("inside-the-mount"), "keep").unwrap();
 
     let error = remove_entry(&root, OsStr::new("chroot")).unwrap_err();

@@ -6,34 +6,15 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use koji_remediator::config::Config;
+use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::KojiVersion;
 use serde_json::json;
 use support::{payload, Remediator};
 
 const HOST: &str = "buildvm-x86-01.example.org";
 const FORWARD_TOKEN: &str = "forwarding-token-for-tests-abcdef";
-
-struct TestMount(PathBuf);
-
-impl Drop for TestMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    assert!(
-        Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .unwrap()
-            .success(),
-        "{args:?}"
-    );
-}
 
 /// Starts an agent-only instance (no journal, no hub, no runbook); returns its base URL.
 async fn start_agent(dir: &Path) -> String {
@@ -142,7 +123,7 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
         "koji-agent-test",
         root.to_str().unwrap(),
     ]);
-    let _mount = TestMount(root.clone());
+    let _mount = TestMount::adopt(&root);
     std::fs::create_dir_all(root.join("f39-build-1-1/root")).unwrap();
     std::fs::write(root.join("f39-build-1-1/root/blob"), vec![0u8; 4 << 20]).unwrap();
     run(&[

@@ -8,54 +8,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
 use support::{payload, Remediator};
 
 const HOST: &str = "buildvm-x86-01.example.org";
 const MIB: u64 = 1 << 20;
-
-struct TestMount(PathBuf);
-
-impl TestMount {
-    fn tmpfs(target: &Path, size_mib: u64) -> TestMount {
-        std::fs::create_dir_all(target).unwrap();
-        run(&[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size_mib}m"),
-            "koji-clean-test",
-            target.to_str().unwrap(),
-        ]);
-        TestMount(target.to_path_buf())
-    }
-
-    fn bind(source: &Path, target: &Path) -> TestMount {
-        std::fs::create_dir_all(target).unwrap();
-        run(&[
-            "mount",
-            "--bind",
-            source.to_str().unwrap(),
-            target.to_str().unwrap(),
-        ]);
-        TestMount(target.to_path_buf())
-    }
-}
-
-impl Drop for TestMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-    assert!(status.success(), "{args:?}");
-}
 
 /// A build-dir entry of `mib` MiB whose every file and directory is `days` old.
 fn entry(root: &Path, name: &str, mib: usize, days: u32) {
@@ -176,7 +136,7 @@ fn free(path: &Path) -> u64 {
 async fn old_entries_go_largest_first_until_the_target_is_met() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mock");
-    let _tmpfs = TestMount::tmpfs(&root, 64);
+    let _tmpfs = TestMount::tmpfs(&root, "size=64m", "koji-clean-test");
     entry(&root, "f39-build-101-1", 16, 10);
     entry(&root, "f39-build-102-1", 8, 10);
     entry(&root, "f39-build-103-1", 4, 10);
@@ -229,7 +189,7 @@ async fn old_entries_go_largest_first_until_the_target_is_met() {
 async fn a_chroot_with_a_live_mount_is_refused_and_its_source_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mock");
-    let _tmpfs = TestMount::tmpfs(&root, 64);
+    let _tmpfs = TestMount::tmpfs(&root, "size=64m", "koji-clean-test");
     entry(&root, "f39-build-201-1", 16, 10);
     entry(&root, "f39-build-202-1", 4, 10);
     let shared = dir.path().join("shared-koji");
@@ -265,7 +225,7 @@ async fn a_chroot_with_a_live_mount_is_refused_and_its_source_untouched() {
 async fn services_start_again_when_deletion_fails_midway() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mock");
-    let _tmpfs = TestMount::tmpfs(&root, 64);
+    let _tmpfs = TestMount::tmpfs(&root, "size=64m", "koji-clean-test");
     entry(&root, "f39-build-301-1", 16, 10);
     // Stopping kojid leaves a mount behind inside the planned entry (a chroot's /proc that
     // mock did not unmount): the deletion must stop short of it, and kojid start anyway.
@@ -274,7 +234,7 @@ async fn services_start_again_when_deletion_fails_midway() {
     age(&root.join("f39-build-301-1"), 10);
     let on_stop = format!("mount -t tmpfs late-proc {}", proc_mount.display());
     let services = Services::new(&dir.path().join("svc"), &["kojid"], &on_stop);
-    let _cleanup = TestMount(proc_mount.clone());
+    let _cleanup = TestMount::adopt(&proc_mount);
 
     let remediator = Remediator::start(KojiVersion::V1_33, &rules(&root, &services, 90.0)).await;
     remediator.post(&alert(HOST, "2026-11-28T18:00:00Z")).await;
@@ -296,7 +256,7 @@ async fn services_start_again_when_deletion_fails_midway() {
 async fn the_hubs_active_buildroots_stay_and_other_hosts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mock");
-    let _tmpfs = TestMount::tmpfs(&root, 64);
+    let _tmpfs = TestMount::tmpfs(&root, "size=64m", "koji-clean-test");
     entry(&root, "f39-build-7-3", 16, 10);
     entry(&root, "f39-build-8-3", 4, 10);
     let services = Services::new(&dir.path().join("svc"), &[], "");

@@ -4,6 +4,7 @@
 //! - [`test_db`]: a fresh database per test on the local server, dropped afterwards.
 //! - [`populate`]: precise rows for assertions (hosts, tasks, users).
 //! - [`generate`]: realistic data at a chosen scale, millions of finished tasks included.
+//! - [`mounts`]: tmpfs and bind mounts for tests, undone on drop.
 //! - [`cluster`]: a private PostgreSQL cluster that a test may stop and restart.
 //!
 //! The local server is `host=127.0.0.1 port=5432 user=postgres` unless
@@ -11,6 +12,7 @@
 
 pub mod cluster;
 pub mod generate;
+pub mod mounts;
 pub mod populate;
 pub mod schema;
 pub mod test_db;

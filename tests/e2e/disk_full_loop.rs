@@ -14,30 +14,12 @@ use koji_e2e::{
     alert_active, free_port, start_alertmanager, start_prometheus, wait_for, workspace_binary,
     Process,
 };
+use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion, TestDb};
 use serde_json::Value;
 
 const HOST: &str = "buildvm-x86-07.example.org";
-
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn run(args: &[&str]) {
-    assert!(
-        Command::new(args[0])
-            .args(&args[1..])
-            .status()
-            .unwrap()
-            .success(),
-        "{args:?}"
-    );
-}
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -59,7 +41,7 @@ async fn a_full_builder_disk_is_cleaned_by_its_agent() {
         "koji-e2e-builder",
         mock.to_str().unwrap(),
     ]);
-    let _mounted = Mounted(mock.clone());
+    let _mounted = TestMount::adopt(&mock);
     for (name, mib) in [
         ("f39-build-11-1", 18),
         ("f39-build-12-1", 18),
