@@ -69,7 +69,17 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         Some(hub) => Some(database::pool(&hub.database, "hub.url", HUB_URL_ENV, 4)?),
         None => None,
     };
+    let mut tokens: Vec<Arc<str>> = Vec::new();
+    let forwarder = match &config.forwarding {
+        Some(forwarding) => {
+            let token = read_token(&forwarding.token_file, "forwarding.token_file")?;
+            tokens.push(token.clone());
+            Some(Forwarder::new(forwarding.clone(), token))
+        }
+        None => None,
+    };
     let context = ActionContext {
+        forwarder,
         hub,
         koji_user: config
             .hub
@@ -77,7 +87,6 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
         local_host: config.agent.as_ref().map(|agent| agent.host_name.clone()),
     };
-    let mut tokens: Vec<Arc<str>> = Vec::new();
     let agent = match &config.agent {
         Some(agent) => {
             let token = read_token(&agent.token_file, "agent.token_file")?;
@@ -127,14 +136,7 @@ async fn start_central(
         "server.api_token_file",
     )?;
     tokens.extend([webhook_token.clone(), api_token.clone()]);
-    let forwarder = match &config.forwarding {
-        Some(forwarding) => {
-            let token = read_token(&forwarding.token_file, "forwarding.token_file")?;
-            tokens.push(token.clone());
-            Some(Forwarder::new(forwarding.clone(), token))
-        }
-        None => None,
-    };
+    let forwarder = context.forwarder.clone();
     let journal = Journal::new(database::pool(
         journal_config,
         "journal.url",

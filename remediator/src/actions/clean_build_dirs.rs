@@ -363,7 +363,7 @@ fn plan_blocking(params: &Params, active: Option<&HashSet<i32>>) -> Result<Plann
 }
 
 /// Runs `command` with `service` appended, up to a minute; true on success.
-async fn run(command: &[String], service: &str) -> Result<bool, String> {
+pub async fn run_command(command: &[String], service: &str) -> Result<bool, String> {
     let mut process = tokio::process::Command::new(&command[0]);
     process.args(&command[1..]).arg(service).kill_on_drop(true);
     match tokio::time::timeout(Duration::from_secs(60), process.status()).await {
@@ -412,7 +412,7 @@ impl CleanPlan {
         let mut stopped = Vec::new();
         let mut stop_failure = None;
         for service in &self.services {
-            match run(&self.is_active_command, service).await {
+            match run_command(&self.is_active_command, service).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) => {
@@ -420,7 +420,7 @@ impl CleanPlan {
                     break;
                 }
             }
-            match run(&self.stop_command, service).await {
+            match run_command(&self.stop_command, service).await {
                 Ok(true) => stopped.push(service.clone()),
                 Ok(false) => {
                     stop_failure = Some(format!("stopping {service} failed"));
@@ -444,7 +444,7 @@ impl CleanPlan {
         };
         let mut start_failures = Vec::new();
         for service in &stopped {
-            match run(&self.start_command, service).await {
+            match run_command(&self.start_command, service).await {
                 Ok(true) => {}
                 Ok(false) => start_failures.push(format!("starting {service} failed")),
                 Err(error) => start_failures.push(error),
@@ -507,7 +507,7 @@ impl CleanPlan {
             report.push(format!("{root}: {free} bytes free (was {before})"));
         }
         for service in &self.services {
-            if let Ok(false) = run(&self.is_active_command, service).await {
+            if let Ok(false) = run_command(&self.is_active_command, service).await {
                 report.push(format!("{service} not running"));
             }
         }

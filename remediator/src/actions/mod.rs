@@ -4,6 +4,8 @@
 
 pub mod clean_build_dirs;
 pub mod lower_capacity;
+pub mod restart_local_services;
+pub mod restart_services;
 pub mod terminate_stale_connections;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,11 @@ pub enum ActionKind {
     LowerCapacity,
     /// Delete old build-directory entries on this builder (stopping its daemons meanwhile).
     CleanBuildDirs,
+    /// The runbook's ordered restart: hub services, then kojid on builders that do not
+    /// reconnect, through agents.
+    RestartServices,
+    /// Restart services on this machine (the agent-side step of `restart_services`).
+    RestartLocalServices,
     /// Hand the problem to on-call: no change is made, the alert and the decision are
     /// journaled as an escalation (`notify` policy only).
     Escalate,
@@ -35,6 +42,8 @@ pub struct ActionContext {
     pub koji_user: String,
     /// The Koji host name of this machine, on an agent.
     pub local_host: Option<String>,
+    /// Reaches agents, for actions whose steps run on other machines.
+    pub forwarder: Option<crate::forwarding::Forwarder>,
 }
 
 /// A plan: the exact change, for the journal and for on-call.
@@ -47,6 +56,10 @@ pub enum Plan {
     LowerCapacity(lower_capacity::CapacityPlan),
     /// See [`clean_build_dirs::CleanPlan`].
     CleanBuildDirs(clean_build_dirs::CleanPlan),
+    /// See [`restart_services::OrderedRestartPlan`].
+    RestartServices(restart_services::OrderedRestartPlan),
+    /// See [`restart_local_services::RestartPlan`].
+    RestartLocalServices(restart_local_services::RestartPlan),
 }
 
 /// What planning concluded.
@@ -100,15 +113,19 @@ impl ActionKind {
             ActionKind::TerminateStaleConnections => "terminate_stale_connections",
             ActionKind::LowerCapacity => "lower_capacity",
             ActionKind::CleanBuildDirs => "clean_build_dirs",
+            ActionKind::RestartServices => "restart_services",
+            ActionKind::RestartLocalServices => "restart_local_services",
             ActionKind::Escalate => "escalate",
         }
     }
 
     /// Every action.
-    pub const ALL: [ActionKind; 4] = [
+    pub const ALL: [ActionKind; 6] = [
         ActionKind::TerminateStaleConnections,
         ActionKind::LowerCapacity,
         ActionKind::CleanBuildDirs,
+        ActionKind::RestartServices,
+        ActionKind::RestartLocalServices,
         ActionKind::Escalate,
     ];
 
@@ -125,6 +142,10 @@ impl ActionKind {
             }
             ActionKind::LowerCapacity => lower_capacity::Params::from_table(params).map(|_| ()),
             ActionKind::CleanBuildDirs => clean_build_dirs::Params::from_table(params).map(|_| ()),
+            ActionKind::RestartServices => restart_services::Params::from_table(params).map(|_| ()),
+            ActionKind::RestartLocalServices => {
+                restart_local_services::Params::from_table(params).map(|_| ())
+            }
             ActionKind::Escalate if params.is_empty() => Ok(()),
             ActionKind::Escalate => Err("escalate takes no parameters".into()),
         }
@@ -144,6 +165,14 @@ impl ActionKind {
             ActionKind::CleanBuildDirs => {
                 Ok(clean_build_dirs::Params::from_table(params)?.target(labels))
             }
+            ActionKind::RestartServices => Ok(format!(
+                "hub:{}",
+                restart_services::Params::from_table(params)?.hub_host
+            )),
+            ActionKind::RestartLocalServices => Ok(format!(
+                "host:{}",
+                labels.get("host").map(String::as_str).unwrap_or("")
+            )),
             ActionKind::Escalate => Ok(format!(
                 "alert:{}",
                 labels.get("alertname").map(String::as_str).unwrap_or("")
@@ -174,6 +203,16 @@ impl ActionKind {
                     clean_build_dirs::Params::from_table(params).map_err(ActionError::Params)?;
                 clean_build_dirs::plan(context, &params, labels).await
             }
+            ActionKind::RestartServices => {
+                let params =
+                    restart_services::Params::from_table(params).map_err(ActionError::Params)?;
+                Ok(restart_services::plan(context, &params))
+            }
+            ActionKind::RestartLocalServices => {
+                let params = restart_local_services::Params::from_table(params)
+                    .map_err(ActionError::Params)?;
+                Ok(restart_local_services::plan(context, &params, labels))
+            }
             // Configuration allows escalate only with the notify policy, which never runs.
             ActionKind::Escalate => Ok(Planned::Refused(
                 "escalate changes nothing; it is for on-call".into(),
@@ -189,6 +228,8 @@ impl Plan {
             Plan::TerminateStaleConnections(plan) => plan.summary(),
             Plan::LowerCapacity(plan) => plan.summary(),
             Plan::CleanBuildDirs(plan) => plan.summary(),
+            Plan::RestartServices(plan) => plan.summary(),
+            Plan::RestartLocalServices(plan) => plan.summary(),
         }
     }
 
@@ -198,6 +239,8 @@ impl Plan {
             Plan::TerminateStaleConnections(plan) => plan.apply(context).await,
             Plan::LowerCapacity(plan) => plan.apply(context).await,
             Plan::CleanBuildDirs(plan) => plan.apply(context).await,
+            Plan::RestartServices(plan) => plan.apply(context).await,
+            Plan::RestartLocalServices(plan) => plan.apply(context).await,
         }
     }
 
@@ -207,6 +250,8 @@ impl Plan {
             Plan::TerminateStaleConnections(plan) => plan.verify(context).await,
             Plan::LowerCapacity(plan) => plan.verify(context).await,
             Plan::CleanBuildDirs(plan) => plan.verify(context).await,
+            Plan::RestartServices(plan) => plan.verify(context).await,
+            Plan::RestartLocalServices(plan) => plan.verify(context).await,
         }
     }
 }
@@ -225,11 +270,13 @@ mod tests {
                 ActionKind::TerminateStaleConnections
                 | ActionKind::LowerCapacity
                 | ActionKind::CleanBuildDirs
+                | ActionKind::RestartServices
+                | ActionKind::RestartLocalServices
                 | ActionKind::Escalate => {}
             }
         }
         let names: std::collections::HashSet<_> =
             ActionKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.len(), 6);
     }
 }

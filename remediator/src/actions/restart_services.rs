@@ -1,0 +1,299 @@
+//! `restart_services`: the runbook's "Restarting Koji" in its order. Restart the hub's
+//! services (httpd, then kojira) through the hub host's agent, wait until the hub answers
+//! (an XML-RPC `getAPIVersion` on its health URL), give builders a grace period to reconnect
+//! by themselves, then restart kojid, through their agents, only on the enabled builders
+//! that have not reported to the hub since it came back. A failed step stops the sequence;
+//! the run is journaled as failed for on-call.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ActionContext, ActionError, ActionKind, Plan, Planned};
+use crate::agent::AgentRequest;
+
+/// Rule parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The hub machine's name, as its agent is known in `[forwarding]`.
+    pub hub_host: String,
+    /// Hub services, restarted in this order.
+    #[serde(default = "default_hub_services")]
+    pub hub_services: Vec<String>,
+    /// The hub's XML-RPC URL, e.g. `https://koji.example.org/kojihub`.
+    pub hub_health_url: String,
+    /// How long the hub may take to answer after its restart.
+    #[serde(default = "default_hub_wait", with = "humantime_serde")]
+    pub hub_wait: Duration,
+    /// How long builders get to reconnect by themselves.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub builder_grace: Duration,
+    /// The builder daemon.
+    #[serde(default = "default_builder_service")]
+    pub builder_service: String,
+    /// Restart command on the agents (the service name is appended; `{host}` in an
+    /// argument becomes the machine's name).
+    #[serde(default = "default_restart")]
+    pub restart_command: Vec<String>,
+    /// Service check command on the agents.
+    #[serde(default = "default_is_active")]
+    pub is_active_command: Vec<String>,
+}
+
+fn default_hub_services() -> Vec<String> {
+    vec!["httpd".into(), "kojira".into()]
+}
+fn default_hub_wait() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(180)
+}
+fn default_builder_service() -> String {
+    "kojid".into()
+}
+fn default_restart() -> Vec<String> {
+    vec!["systemctl".into(), "restart".into()]
+}
+fn default_is_active() -> Vec<String> {
+    vec!["systemctl".into(), "is-active".into(), "--quiet".into()]
+}
+
+impl Params {
+    /// Parses and checks a rule's `params` table.
+    pub fn from_table(table: &toml::Table) -> Result<Params, String> {
+        let params: Params = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|error: toml::de::Error| error.to_string())?;
+        if params.hub_host.is_empty() || params.hub_services.is_empty() {
+            return Err("hub_host and hub_services must be given".into());
+        }
+        if !(params.hub_health_url.starts_with("http://")
+            || params.hub_health_url.starts_with("https://"))
+        {
+            return Err(format!(
+                "hub_health_url {:?} is not an http(s) URL",
+                params.hub_health_url
+            ));
+        }
+        Ok(params)
+    }
+
+    /// The agent-side parameters for `host`; `{host}` in the commands becomes its name.
+    fn local_params(&self, host: &str, services: &[String]) -> toml::Table {
+        let strings = |values: &[String]| {
+            toml::Value::Array(
+                values
+                    .iter()
+                    .map(|v| toml::Value::String(v.replace("{host}", host)))
+                    .collect(),
+            )
+        };
+        let mut table = toml::Table::new();
+        table.insert("services".into(), strings(services));
+        table.insert("restart_command".into(), strings(&self.restart_command));
+        table.insert("is_active_command".into(), strings(&self.is_active_command));
+        table
+    }
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderedRestartPlan {
+    /// Hub machine.
+    pub hub_host: String,
+    /// Hub services in order.
+    pub hub_services: Vec<String>,
+    /// Health URL.
+    pub hub_health_url: String,
+    /// Seconds to wait for the hub.
+    pub hub_wait_seconds: f64,
+    /// Seconds of grace for builders.
+    pub builder_grace_seconds: f64,
+    /// Builder daemon.
+    pub builder_service: String,
+    /// Commands for the agents.
+    pub restart_command: Vec<String>,
+    /// Commands for the agents.
+    pub is_active_command: Vec<String>,
+}
+
+/// Plans the ordered restart (it needs agents and the hub database).
+pub fn plan(context: &ActionContext, params: &Params) -> Planned {
+    if context.forwarder.is_none() {
+        return Planned::Refused("restart_services needs [forwarding] to reach the agents".into());
+    }
+    if context.hub.is_none() {
+        return Planned::Refused(
+            "restart_services needs the hub database to see which builders reconnected".into(),
+        );
+    }
+    Planned::Change(Plan::RestartServices(OrderedRestartPlan {
+        hub_host: params.hub_host.clone(),
+        hub_services: params.hub_services.clone(),
+        hub_health_url: params.hub_health_url.clone(),
+        hub_wait_seconds: params.hub_wait.as_secs_f64(),
+        builder_grace_seconds: params.builder_grace.as_secs_f64(),
+        builder_service: params.builder_service.clone(),
+        restart_command: params.restart_command.clone(),
+        is_active_command: params.is_active_command.clone(),
+    }))
+}
+
+/// A body for the hub's XML-RPC `getAPIVersion`.
+const GET_API_VERSION: &str = "<?xml version=\"1.0\"?><methodCall><methodName>getAPIVersion</methodName><params/></methodCall>";
+
+/// Enabled builders that have not checked in since `$1` (seconds since the epoch).
+const SILENT_BUILDERS: &str = "
+SELECT h.name::text FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
+ WHERE hc.enabled AND (h.update_time IS NULL OR h.update_time < to_timestamp($1))
+ ORDER BY h.name";
+
+/// Before 1.33 there is no check-in time: builders not ready are the ones to restart.
+const NOT_READY_BUILDERS: &str = "
+SELECT h.name::text FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
+ WHERE hc.enabled AND NOT h.ready ORDER BY h.name";
+
+impl OrderedRestartPlan {
+    /// One line for the journal.
+    pub fn summary(&self) -> String {
+        format!(
+            "restart {} on {}, wait up to {:.0} s for {} to answer, then after {:.0} s restart {} on enabled builders that have not reconnected",
+            self.hub_services.join(" then "),
+            self.hub_host,
+            self.hub_wait_seconds,
+            self.hub_health_url,
+            self.builder_grace_seconds,
+            self.builder_service
+        )
+    }
+
+    async fn restart_on(
+        &self,
+        context: &ActionContext,
+        host: &str,
+        services: &[String],
+        params: &Params,
+    ) -> Result<String, String> {
+        let forwarder = context
+            .forwarder
+            .as_ref()
+            .ok_or("no forwarding configured")?;
+        let labels = [("host".to_string(), host.to_string())]
+            .into_iter()
+            .collect();
+        let base = forwarder.agent_url(&labels)?;
+        let request = AgentRequest {
+            run: 0,
+            action: ActionKind::RestartLocalServices,
+            params: params.local_params(host, services),
+            labels,
+            plan_only: false,
+        };
+        let response = forwarder.send(&base, &request).await?;
+        if response.state == "succeeded" {
+            Ok(format!("{host}: {}", response.outcome))
+        } else {
+            Err(format!("{host}: {} ({})", response.state, response.outcome))
+        }
+    }
+
+    async fn hub_answers(&self) -> bool {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build();
+        let Ok(client) = client else { return false };
+        let response = client
+            .post(&self.hub_health_url)
+            .header("Content-Type", "text/xml")
+            .body(GET_API_VERSION)
+            .send()
+            .await;
+        match response {
+            Ok(response) if response.status().is_success() => response
+                .text()
+                .await
+                .is_ok_and(|body| body.contains("<methodResponse>") && !body.contains("<fault>")),
+            _ => false,
+        }
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            hub_host: self.hub_host.clone(),
+            hub_services: self.hub_services.clone(),
+            hub_health_url: self.hub_health_url.clone(),
+            hub_wait: Duration::from_secs_f64(self.hub_wait_seconds),
+            builder_grace: Duration::from_secs_f64(self.builder_grace_seconds),
+            builder_service: self.builder_service.clone(),
+            restart_command: self.restart_command.clone(),
+            is_active_command: self.is_active_command.clone(),
+        }
+    }
+
+    /// Runs the sequence; the first failing step ends it.
+    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let params = self.params();
+        let failed = |step: String| ActionError::NotVerified(step);
+        let restarted_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let hub = self
+            .restart_on(context, &self.hub_host, &self.hub_services, &params)
+            .await
+            .map_err(|e| failed(format!("hub restart failed, sequence stopped: {e}")))?;
+        let waiting = Instant::now();
+        while !self.hub_answers().await {
+            if waiting.elapsed() > params.hub_wait {
+                return Err(failed(format!(
+                    "{hub}; the hub did not answer within {:.0} s, builders left alone",
+                    self.hub_wait_seconds
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let answered = waiting.elapsed().as_secs_f64();
+        tokio::time::sleep(params.builder_grace).await;
+        let client = context.hub_client().await?;
+        let layout = koji_db::detect_layout(&client).await?;
+        let rows = if layout.has_update_time() {
+            client.query(SILENT_BUILDERS, &[&restarted_at]).await?
+        } else {
+            client.query(NOT_READY_BUILDERS, &[]).await?
+        };
+        let silent: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        let mut done = Vec::new();
+        for builder in &silent {
+            let restarted = self
+                .restart_on(context, builder, std::slice::from_ref(&self.builder_service), &params)
+                .await
+                .map_err(|e| failed(format!("{hub}; hub answered after {answered:.1} s; builder restart failed, sequence stopped: {e}")))?;
+            done.push(restarted);
+        }
+        Ok(format!(
+            "{hub}; hub answered after {answered:.1} s; {}",
+            if done.is_empty() {
+                "every builder reconnected by itself".to_string()
+            } else {
+                format!(
+                    "restarted {} on {}",
+                    self.builder_service,
+                    silent.join(", ")
+                )
+            }
+        ))
+    }
+
+    /// Checks the hub answers.
+    pub async fn verify(&self, _context: &ActionContext) -> Result<String, ActionError> {
+        if self.hub_answers().await {
+            Ok(format!("{} answers", self.hub_health_url))
+        } else {
+            Err(ActionError::NotVerified(format!(
+                "{} does not answer",
+                self.hub_health_url
+            )))
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The ordered restart against stand-ins with real HTTP: a hub agent and two builder agents
+//! whose restart commands are recording scripts, a hub health endpoint that answers only
+//! once httpd has been restarted, and the hub database telling which builder reconnected.
+//! The order must be httpd, kojira, then kojid only on the builder that stayed silent.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use koji_remediator::config::Config;
+use koji_testkit::mounts::run;
+use koji_testkit::populate::add_host;
+use koji_testkit::{HostSpec, KojiVersion};
+use support::{payload, Remediator};
+
+const TOKEN: &str = "forwarding-token-restart-test-0123";
+
+async fn start_agent(dir: &Path, host: &str) -> String {
+    let token = dir.join(format!("{host}.token"));
+    std::fs::write(&token, TOKEN).unwrap();
+    let text = format!(
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"restart_local_services\"]\nhost_name = \"{host}\"\n",
+        token.display()
+    );
+    let app = koji_remediator::start(Config::parse(&text, Path::new("agent.toml")).unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        koji_remediator::server::run(listener, app, std::future::pending())
+            .await
+            .unwrap();
+    });
+    base
+}
+
+/// A hub XML-RPC stand-in: 503 until `up` exists, then a getAPIVersion answer.
+async fn hub_health(up: std::path::PathBuf) -> String {
+    let up = Arc::new(up);
+    let app = axum::Router::new().route(
+        "/kojihub",
+        axum::routing::post(move || {
+            let up = up.clone();
+            async move {
+                if up.exists() {
+                    (axum::http::StatusCode::OK, "<?xml version='1.0'?><methodResponse><params><param><value><int>1</int></value></param></params></methodResponse>")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/kojihub", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn hub_first_then_only_builders_that_do_not_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("restarts.log");
+    let up = d.join("hub-up");
+    let hub_agent = start_agent(d, "hub.example.org").await;
+    let agent_a = start_agent(d, "buildvm-a.example.org").await;
+    let agent_b = start_agent(d, "buildvm-b.example.org").await;
+    let health = hub_health(up.clone()).await;
+
+    let rules = format!(
+        r#"
+[[rule]]
+name = "restart-koji"
+alertname = "KojiHubRestartNeeded"
+action = "restart_services"
+policy = "auto"
+params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "10s", builder_grace = "1s", restart_command = ["{d}/restart", "{{host}}"], is_active_command = ["/bin/true"] }}
+
+[forwarding]
+token_file = "{d}/central.token"
+actions = []
+attempts = 1
+
+[forwarding.agents]
+"hub.example.org" = "{hub_agent}"
+"buildvm-a.example.org" = "{agent_a}"
+"buildvm-b.example.org" = "{agent_b}"
+"#,
+        d = d.display()
+    );
+    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    let hub_db = &remediator.hub.client;
+    for (name, enabled) in [
+        ("buildvm-a.example.org", true),
+        ("buildvm-b.example.org", true),
+        ("buildvm-c.example.org", false),
+    ] {
+        let mut spec = HostSpec::new(name);
+        spec.enabled = enabled;
+        spec.update_age_seconds = Some(600.0);
+        add_host(hub_db, KojiVersion::V1_33, &spec).await.unwrap();
+    }
+    // The restart "command": records the call; httpd's restart brings the hub up, and
+    // kojira's lets builder A reconnect by itself (its next check-in).
+    std::fs::write(
+        d.join("restart"),
+        format!(
+            "#!/bin/sh\necho \"$1 $2\" >> {log}\n\
+             [ \"$2\" = httpd ] && touch {up}\n\
+             [ \"$2\" = kojira ] && psql -q -X \"{url}\" -c \"UPDATE host SET update_time = now() + interval '1 second' WHERE name = 'buildvm-a.example.org'\"\n\
+             exit 0\n",
+            log = log.display(),
+            up = up.display(),
+            url = remediator.hub.url,
+        ),
+    )
+    .unwrap();
+    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
+
+    let labels = [
+        ("alertname", "KojiHubRestartNeeded"),
+        ("severity", "critical"),
+    ];
+    let body = payload(false, &labels, "7777777777777777", "2026-11-28T21:00:00Z");
+    assert_eq!(remediator.post(&body).await.0, 200);
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "hub.example.org httpd\nhub.example.org kojira\nbuildvm-b.example.org kojid\n",
+        "hub first, then only the builder that stayed silent (not the disabled one)"
+    );
+    let outcome = runs[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("restarted kojid on buildvm-b.example.org"),
+        "{outcome}"
+    );
+}
+
+#[tokio::test]
+async fn a_hub_that_does_not_come_back_stops_the_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("restarts.log");
+    let hub_agent = start_agent(d, "hub.example.org").await;
+    let agent_b = start_agent(d, "buildvm-b.example.org").await;
+    let health = hub_health(d.join("never")).await;
+    std::fs::write(
+        d.join("restart"),
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
+    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    let rules = format!(
+        r#"
+[[rule]]
+name = "restart-koji"
+alertname = "KojiHubRestartNeeded"
+action = "restart_services"
+policy = "auto"
+params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s", restart_command = ["{d}/restart", "{{host}}"], is_active_command = ["/bin/true"] }}
+
+[forwarding]
+token_file = "{d}/central.token"
+actions = []
+attempts = 1
+
+[forwarding.agents]
+"hub.example.org" = "{hub_agent}"
+"buildvm-b.example.org" = "{agent_b}"
+"#,
+        d = d.display()
+    );
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    let mut spec = HostSpec::new("buildvm-b.example.org");
+    spec.update_age_seconds = Some(600.0);
+    add_host(&remediator.hub.client, KojiVersion::V1_33, &spec)
+        .await
+        .unwrap();
+
+    let labels = [("alertname", "KojiHubRestartNeeded")];
+    remediator
+        .post(&payload(
+            false,
+            &labels,
+            "8888888888888888",
+            "2026-11-28T22:00:00Z",
+        ))
+        .await;
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "failed", "{runs:#?}");
+    assert!(
+        runs[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{runs:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "hub.example.org httpd\nhub.example.org kojira\n",
+        "no builder touched after the hub failed to come back"
+    );
+}
