@@ -48,6 +48,24 @@ impl ApiError {
         }
     }
 
+    /// 404: no such thing.
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: "not_found",
+            detail: detail.into(),
+        }
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            error: "conflict",
+            detail: detail.into(),
+        }
+    }
+
     /// 413: the body is larger than `server.max_body_bytes`.
     pub fn too_large(limit: usize) -> ApiError {
         ApiError {

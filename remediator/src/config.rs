@@ -38,6 +38,9 @@ pub struct Config {
     /// Central guards.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// On-call people who may approve or reject escalations, each with a token of their own.
+    #[serde(default)]
+    pub oncall: Vec<OncallUser>,
     /// The runbook: first matching rule wins.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
@@ -96,6 +99,16 @@ pub struct HubConfig {
 
 fn default_koji_user() -> String {
     "koji-remediator".into()
+}
+
+/// One `[[oncall]]` person.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OncallUser {
+    /// Name journaled with their decisions.
+    pub name: String,
+    /// File with their bearer token.
+    pub token_file: PathBuf,
 }
 
 /// `[agent]`: runs forwarded actions on this machine.

@@ -105,6 +105,9 @@ impl Executor {
                 .finish_run(run.id, "skipped", "its rule is no longer in the runbook")
                 .await;
         };
+        if self.journal.run_state(run.id).await?.as_deref() == Some("awaiting_approval") {
+            return self.prepare_escalation(run.id, rule).await;
+        }
         let slot = self.slots[&rule.action].clone();
         let _permit = slot
             .acquire_owned()
@@ -139,9 +142,17 @@ impl Executor {
         if let Some(forwarder) = self.forwarder.as_ref().filter(|f| f.forwards(rule.action)) {
             return self.forward(forwarder, id, rule, info).await;
         }
-        let planned = match self.plan(rule, info).await? {
-            Ok(planned) => planned,
-            Err(error) => return Ok(("failed", format!("planning failed: {error}"))),
+        // An approved escalation applies the plan on-call approved, not a new one.
+        let stored = match info.kind.as_str() {
+            "apply" => self.journal.stored_plan(id).await?,
+            _ => None,
+        };
+        let planned = match stored {
+            Some(plan) => Planned::Change(plan),
+            None => match self.plan(rule, info).await? {
+                Ok(planned) => planned,
+                Err(error) => return Ok(("failed", format!("planning failed: {error}"))),
+            },
         };
         let plan = match planned {
             Planned::Change(plan) => plan,
@@ -171,6 +182,29 @@ impl Executor {
             Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
             Err(error) => ("failed", format!("{applied}; {error}")),
         })
+    }
+
+    /// Makes the plan of a run that waits for on-call, so they approve what will be done.
+    /// If there is nothing to do, or the action refuses, no one needs to be asked.
+    async fn prepare_escalation(
+        &self,
+        id: i64,
+        rule: &crate::config::Rule,
+    ) -> Result<(), JournalError> {
+        let Some(info) = self.journal.run_info(id).await? else {
+            return Ok(());
+        };
+        match self.plan(rule, &info).await? {
+            Ok(Planned::Change(plan)) => self.journal.record_plan(id, &plan).await,
+            Ok(Planned::NothingToDo(reason)) => {
+                self.journal.finish_run(id, "nothing_to_do", &reason).await
+            }
+            Ok(Planned::Refused(reason)) => self.journal.finish_run(id, "refused", &reason).await,
+            Err(error) => {
+                let outcome = format!("planning failed: {error}");
+                self.journal.finish_run(id, "failed", &outcome).await
+            }
+        }
     }
 
     /// Has an agent run the action; the central guards (pause, dry run) travel as

@@ -136,6 +136,12 @@ async fn start_central(
         "server.api_token_file",
     )?;
     tokens.extend([webhook_token.clone(), api_token.clone()]);
+    let mut oncall = Vec::new();
+    for person in &config.oncall {
+        let token = read_token(&person.token_file, "oncall.token_file")?;
+        tokens.push(token.clone());
+        oncall.push((person.name.clone(), token));
+    }
     let forwarder = context.forwarder.clone();
     let journal = Journal::new(database::pool(
         journal_config,
@@ -167,5 +173,6 @@ async fn start_central(
         metrics,
         webhook_token,
         api_token,
+        oncall: Arc::new(oncall),
     })
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub webhook_token: Arc<str>,
     /// On-call's bearer token for the API.
     pub api_token: Arc<str>,
+    /// On-call people and their tokens, for decisions on escalations.
+    pub oncall: Arc<Vec<(String, Arc<str>)>>,
 }
 
 /// The central router: webhook, journal and pause API, metrics.
@@ -47,6 +49,9 @@ pub fn central(state: AppState) -> Router {
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/journal/alerts", get(journal_alerts))
         .route("/api/v1/pause", get(get_pause).post(set_pause))
+        .route("/api/v1/escalations", get(escalations))
+        .route("/api/v1/escalations/{id}/approve", post(approve))
+        .route("/api/v1/escalations/{id}/reject", post(reject))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -196,6 +201,107 @@ async fn journal_alerts(
         ApiError::journal_unavailable()
     })?;
     Ok(Json(entries))
+}
+
+/// The on-call person whose own token this is; the shared API token and the webhook token
+/// never decide on an escalation.
+fn oncall_person(headers: &HeaderMap, state: &AppState) -> Result<String, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    state
+        .oncall
+        .iter()
+        .find(|(_, token)| {
+            !presented.is_empty()
+                && constant_time_eq::constant_time_eq(presented.as_bytes(), token.as_bytes())
+        })
+        .map(|(name, _)| name.clone())
+        .ok_or_else(ApiError::unauthorized)
+}
+
+async fn escalations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if authorized(&headers, &state.api_token).is_err() {
+        oncall_person(&headers, &state)?;
+    }
+    let list = state.journal.escalations(200).await.map_err(|error| {
+        tracing::error!(%error, "cannot read escalations");
+        ApiError::journal_unavailable()
+    })?;
+    Ok(Json(list))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecisionRequest {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    decide(state, headers, id, body, true).await
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    decide(state, headers, id, body, false).await
+}
+
+async fn decide(
+    state: AppState,
+    headers: HeaderMap,
+    id: i64,
+    body: Body,
+    approve: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let person = oncall_person(&headers, &state)?;
+    let bytes = read_body(body, 4096).await?;
+    let request: DecisionRequest = if bytes.is_empty() {
+        DecisionRequest::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?
+    };
+    let decided = state
+        .journal
+        .decide(id, approve, &person, &request.reason)
+        .await
+        .map_err(|_| ApiError::journal_unavailable())?;
+    match decided {
+        Ok(rule) => {
+            tracing::warn!(run = id, %person, approve, "escalation decided");
+            if approve {
+                state
+                    .executor
+                    .spawn(crate::journal::ClaimedRun { id, rule });
+            }
+            Ok(Json(json!({
+                "id": id,
+                "state": if approve { "approved" } else { "rejected" },
+                "by": person,
+            })))
+        }
+        Err(None) => Err(ApiError::not_found(format!("no escalation {id}"))),
+        Err(Some(current)) => Err(ApiError::conflict(match current.as_str() {
+            "expired" => format!("escalation {id} expired: its alert resolved before a decision"),
+            "rejected" => format!("escalation {id} was rejected already"),
+            other => format!("escalation {id} is not waiting for a decision (it is {other})"),
+        })),
+    }
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,10 @@
 pub const MIGRATION_LOCK: i64 = 0x6b6f_6a69_2d72_656d;
 
 /// Migrations in order; never edit one that has shipped, add another.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE koji_remediator.deliveries (
     id bigserial PRIMARY KEY,
     received_at timestamptz NOT NULL DEFAULT now(),
@@ -66,4 +67,15 @@ CREATE TABLE koji_remediator.settings (
     updated_by text NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+-- Escalations: who decided, when, why.
+ALTER TABLE koji_remediator.action_runs
+    ADD COLUMN decided_by text,
+    ADD COLUMN decided_at timestamptz,
+    ADD COLUMN decision_reason text;
+",
+    ),
+];

@@ -240,10 +240,13 @@ impl Journal {
                 match row {
                     // Only runs that start pending are for the executor; escalations
                     // and approvals wait for a human.
-                    Some(row) if run.state == "pending" => claimed.push(ClaimedRun {
-                        id: row.get(0),
-                        rule: rule.clone(),
-                    }),
+                    // Pending runs go to the executor; escalations waiting for approval
+                    // too, to be planned for on-call to see; notices wait for a human.
+                    Some(row) if matches!(run.state, "pending" | "awaiting_approval") => claimed
+                        .push(ClaimedRun {
+                            id: row.get(0),
+                            rule: rule.clone(),
+                        }),
                     Some(_) => {}
                     None => {
                         verdict = "duplicate".into();
@@ -254,6 +257,18 @@ impl Journal {
                         );
                     }
                 }
+            }
+            if alert.status == crate::alertmanager::AlertStatus::Resolved {
+                // The alert resolved before anyone decided: the escalation expires.
+                transaction
+                    .execute(
+                        "UPDATE koji_remediator.action_runs
+                            SET state = 'expired', finished_at = now(),
+                                outcome = 'the alert resolved before a decision'
+                          WHERE fingerprint = $1 AND starts_at = $2 AND state = 'awaiting_approval'",
+                        &[&alert.fingerprint, &alert.starts_at],
+                    )
+                    .await?;
             }
             transaction
                 .execute(
@@ -491,6 +506,103 @@ impl Journal {
                 received_at: row.get(8),
             })
             .collect())
+    }
+
+    /// Records on-call's decision on an escalation. `Ok(None)` when the run is not waiting
+    /// (any more); the caller reports its state.
+    pub async fn decide(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<Result<String, Option<String>>, JournalError> {
+        let client = self.pool.get().await?;
+        let new_state = if approve { "pending" } else { "rejected" };
+        let updated = client
+            .query_opt(
+                "UPDATE koji_remediator.action_runs
+                    SET state = $2, decided_by = $3, decided_at = now(), decision_reason = $4,
+                        finished_at = CASE WHEN $2 = 'rejected' THEN now() END,
+                        outcome = CASE WHEN $2 = 'rejected' THEN 'rejected by ' || $3 ELSE outcome END
+                  WHERE id = $1 AND state = 'awaiting_approval'
+                  RETURNING rule",
+                &[&id, &new_state, &by, &reason],
+            )
+            .await?;
+        if let Some(row) = updated {
+            return Ok(Ok(row.get(0)));
+        }
+        let state = client
+            .query_opt(
+                "SELECT state FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await?
+            .map(|row| row.get(0));
+        Ok(Err(state))
+    }
+
+    /// The plan stored for a run (made before approval), if any.
+    pub async fn stored_plan(&self, id: i64) -> Result<Option<Plan>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT plan FROM koji_remediator.action_runs WHERE id = $1 AND plan IS NOT NULL",
+                &[&id],
+            )
+            .await?;
+        Ok(row.and_then(|row| serde_json::from_value(row.get::<_, serde_json::Value>(0)).ok()))
+    }
+
+    /// Escalations, waiting ones first, then the most recent decided ones.
+    pub async fn escalations(&self, limit: i64) -> Result<Vec<serde_json::Value>, JournalError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT json_build_object(
+                        'id', id, 'rule', rule, 'action', action, 'target', target,
+                        'state', state, 'plan', plan_summary, 'labels', labels,
+                        'decided_by', decided_by, 'reason', decision_reason, 'outcome', outcome)
+                   FROM koji_remediator.action_runs
+                  WHERE policy = 'approve'
+                  ORDER BY state = 'awaiting_approval' DESC, id DESC LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// What a run needs from its row, whatever its state.
+    pub async fn run_info(&self, id: i64) -> Result<Option<RunInfo>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT labels, kind, fingerprint, starts_at FROM koji_remediator.action_runs
+                  WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|row| RunInfo {
+            labels: row
+                .get::<_, Json<std::collections::BTreeMap<String, String>>>(0)
+                .0,
+            kind: row.get(1),
+            fingerprint: row.get(2),
+            starts_at: row.get(3),
+        }))
+    }
+
+    /// The state of a run.
+    pub async fn run_state(&self, id: i64) -> Result<Option<String>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT state FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// Runs waiting for on-call.

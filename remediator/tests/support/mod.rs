@@ -108,6 +108,22 @@ impl Remediator {
         }
     }
 
+    /// Stops serving abruptly (as `kill -9` would, nothing is drained) and starts a new
+    /// instance on the same databases and configuration.
+    pub async fn restart(&mut self) {
+        self.server.abort();
+        let app = koji_remediator::start(self.config.clone())
+            .await
+            .expect("restart");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        self.server = tokio::spawn(async move {
+            koji_remediator::server::run(listener, app, std::future::pending())
+                .await
+                .unwrap();
+        });
+    }
+
     /// Posts a body to the webhook with the right token.
     pub async fn post(&self, body: &str) -> (u16, Value) {
         self.post_with(body, Some(WEBHOOK_TOKEN), "application/json")
