@@ -38,6 +38,9 @@ pub struct Config {
     /// Central guards.
     #[serde(default)]
     pub guards: GuardsConfig,
+    /// Outage notices for escalations.
+    #[serde(default)]
+    pub notify: Option<NotifyConfig>,
     /// On-call people who may approve or reject escalations, each with a token of their own.
     #[serde(default)]
     pub oncall: Vec<OncallUser>,
@@ -99,6 +102,41 @@ pub struct HubConfig {
 
 fn default_koji_user() -> String {
     "koji-remediator".into()
+}
+
+/// `[notify]`: where outage notices for escalations go.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// A JSON webhook (chat bridge); receives `{"text", "run", "alertname", "policy"}`.
+    pub webhook_url: String,
+    /// The notice, in Jinja syntax, with `alertname`, `labels`, `summary`, `description`,
+    /// `since`, `plan`, `policy`, `contact`, `run`.
+    #[serde(default = "default_template")]
+    pub template: String,
+    /// Who to contact, for the template.
+    #[serde(default)]
+    pub contact: String,
+    /// Tries per notice.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Pause between tries.
+    #[serde(default = "default_notice_delay", with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+fn default_template() -> String {
+    "OUTAGE NOTICE: {{ alertname }}\n\
+     What is affected: {{ summary }}\n\
+     Since: {{ since }}\n\
+     Details: {{ description }}\n\
+     {% if policy == 'approve' %}Planned, waiting for approval: {% else %}For a human: {% endif %}{{ plan }}\n\
+     Contact: {{ contact }}\n"
+        .into()
+}
+
+fn default_notice_delay() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// One `[[oncall]]` person.
@@ -325,6 +363,25 @@ impl Config {
                         "required where the webhook is served (a runbook is configured, or no [agent])".into(),
                     ));
                 }
+            }
+        }
+        if let Some(notify) = &self.notify {
+            if !(notify.webhook_url.starts_with("http://")
+                || notify.webhook_url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "notify.webhook_url".into(),
+                    "must be an http(s) URL".into(),
+                ));
+            }
+            if let Err(error) = minijinja::Environment::new().template_from_str(&notify.template) {
+                return Err(invalid("notify.template".into(), error.to_string()));
+            }
+            if notify.attempts == 0 {
+                return Err(invalid(
+                    "notify.attempts".into(),
+                    "must be at least 1".into(),
+                ));
             }
         }
         if let Some(forwarding) = &self.forwarding {

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::forwarding::Forwarder;
 use crate::journal::{ClaimedRun, Journal, JournalError, RunInfo, RunStart};
 use crate::metrics::{ActionLabels, Metrics, OutcomeLabels};
+use crate::notify::{NoticeContext, Notifier};
 
 /// Executes runs.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Executor {
     tasks: TaskTracker,
     /// Sends runs of forwarded actions to agents.
     forwarder: Option<Forwarder>,
+    /// Sends outage notices for escalations.
+    notifier: Option<Notifier>,
 }
 
 impl Executor {
@@ -42,6 +45,7 @@ impl Executor {
         context: ActionContext,
         metrics: Arc<Metrics>,
         forwarder: Option<Forwarder>,
+        notifier: Option<Notifier>,
     ) -> Executor {
         let slots = ActionKind::ALL
             .iter()
@@ -58,6 +62,7 @@ impl Executor {
             slots: Arc::new(slots),
             tasks: TaskTracker::new(),
             forwarder,
+            notifier,
         }
     }
 
@@ -105,8 +110,13 @@ impl Executor {
                 .finish_run(run.id, "skipped", "its rule is no longer in the runbook")
                 .await;
         };
-        if self.journal.run_state(run.id).await?.as_deref() == Some("awaiting_approval") {
-            return self.prepare_escalation(run.id, rule).await;
+        match self.journal.run_state(run.id).await?.as_deref() {
+            Some("awaiting_approval") => {
+                self.prepare_escalation(run.id, rule).await?;
+                return self.notice(run.id, rule).await;
+            }
+            Some("notified") => return self.notice(run.id, rule).await,
+            _ => {}
         }
         let slot = self.slots[&rule.action].clone();
         let _permit = slot
@@ -182,6 +192,54 @@ impl Executor {
             Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
             Err(error) => ("failed", format!("{applied}; {error}")),
         })
+    }
+
+    /// Sends the outage notice for an escalation (still waiting, or notify-only), and
+    /// journals how its delivery went.
+    async fn notice(&self, id: i64, rule: &crate::config::Rule) -> Result<(), JournalError> {
+        let Some(notifier) = &self.notifier else {
+            return Ok(());
+        };
+        let state = self.journal.run_state(id).await?;
+        if !matches!(state.as_deref(), Some("awaiting_approval" | "notified")) {
+            return Ok(());
+        }
+        let Some(info) = self.journal.run_info(id).await? else {
+            return Ok(());
+        };
+        let annotations = self
+            .journal
+            .annotations(&info.fingerprint, &info.starts_at)
+            .await?;
+        let plan = match self.journal.stored_plan(id).await? {
+            Some(plan) => plan.summary(),
+            None => format!(
+                "{} needs a human: no automatic fix is configured",
+                rule.alertname
+            ),
+        };
+        let context = NoticeContext {
+            run: id,
+            alertname: rule.alertname.clone(),
+            labels: info.labels.clone(),
+            summary: annotations.get("summary").cloned().unwrap_or_default(),
+            description: annotations.get("description").cloned().unwrap_or_default(),
+            since: info.starts_at.to_rfc3339(),
+            plan,
+            policy: rule.policy.name().into(),
+            contact: notifier.contact().into(),
+        };
+        let result = match notifier.send(&context).await {
+            Ok(delivered) => delivered,
+            Err(failed) => {
+                tracing::error!(run = id, %failed, "outage notice not delivered");
+                failed
+            }
+        };
+        let text = notifier.render(&context).unwrap_or_default();
+        self.journal
+            .record_notice(id, &format!("{result}\n{text}"))
+            .await
     }
 
     /// Makes the plan of a run that waits for on-call, so they approve what will be done.

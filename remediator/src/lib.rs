@@ -10,6 +10,7 @@
 //! - [`database`]: connection pools.
 //! - [`server`], [`api_error`]: the HTTP surface.
 //! - [`metrics`]: the remediator's own metrics.
+//! - [`notify`]: outage notices for escalations.
 //!
 //! [`start`] builds everything from a configuration for `main` and for tests.
 
@@ -23,6 +24,7 @@ pub mod executor;
 pub mod forwarding;
 pub mod journal;
 pub mod metrics;
+pub mod notify;
 pub mod runbook;
 pub mod server;
 
@@ -161,6 +163,7 @@ async fn start_central(
         context,
         metrics.clone(),
         forwarder,
+        config.notify.clone().map(notify::Notifier::new),
     );
     for id in journal.recover().await? {
         tracing::info!(run = id, "resuming a run claimed before the restart");

@@ -262,9 +262,10 @@ policy = "notify"
     ];
     let body = payload(false, &shared, "5656565656565656", "2026-11-28T13:00:00Z");
     let (status, answer) = remediator.post(&body).await;
+    // Claimed for its notice (none is configured here); nothing is applied.
     assert_eq!(
         (status, answer["runs_claimed"].as_i64()),
-        (200, Some(0)),
+        (200, Some(1)),
         "{answer}"
     );
     let runs = remediator.runs().await;

@@ -78,4 +78,11 @@ ALTER TABLE koji_remediator.action_runs
     ADD COLUMN decision_reason text;
 ",
     ),
+    (
+        3,
+        "
+-- The outage notice sent for an escalation, and how its delivery went.
+ALTER TABLE koji_remediator.action_runs ADD COLUMN notice text;
+",
+    ),
 ];

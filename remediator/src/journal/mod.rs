@@ -240,13 +240,16 @@ impl Journal {
                 match row {
                     // Only runs that start pending are for the executor; escalations
                     // and approvals wait for a human.
-                    // Pending runs go to the executor; escalations waiting for approval
-                    // too, to be planned for on-call to see; notices wait for a human.
-                    Some(row) if matches!(run.state, "pending" | "awaiting_approval") => claimed
-                        .push(ClaimedRun {
+                    // Pending runs go to the executor; escalations too, to be planned for
+                    // on-call to see and to have their notices sent.
+                    Some(row)
+                        if matches!(run.state, "pending" | "awaiting_approval" | "notified") =>
+                    {
+                        claimed.push(ClaimedRun {
                             id: row.get(0),
                             rule: rule.clone(),
-                        }),
+                        })
+                    }
                     Some(_) => {}
                     None => {
                         verdict = "duplicate".into();
@@ -563,9 +566,10 @@ impl Journal {
                 "SELECT json_build_object(
                         'id', id, 'rule', rule, 'action', action, 'target', target,
                         'state', state, 'plan', plan_summary, 'labels', labels,
-                        'decided_by', decided_by, 'reason', decision_reason, 'outcome', outcome)
+                        'decided_by', decided_by, 'reason', decision_reason, 'outcome', outcome,
+                        'notice', notice)
                    FROM koji_remediator.action_runs
-                  WHERE policy = 'approve'
+                  WHERE policy IN ('approve', 'notify')
                   ORDER BY state = 'awaiting_approval' DESC, id DESC LIMIT $1",
                 &[&limit],
             )
@@ -591,6 +595,40 @@ impl Journal {
             fingerprint: row.get(2),
             starts_at: row.get(3),
         }))
+    }
+
+    /// Records the notice sent for a run and how its delivery went.
+    pub async fn record_notice(&self, id: i64, notice: &str) -> Result<(), JournalError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE koji_remediator.action_runs SET notice = $2 WHERE id = $1",
+                &[&id, &notice],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The annotations of the alert occurrence a run belongs to, as last received.
+    pub async fn annotations(
+        &self,
+        fingerprint: &str,
+        starts_at: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<std::collections::BTreeMap<String, String>, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT annotations FROM koji_remediator.alerts
+                  WHERE fingerprint = $1 AND starts_at = $2 ORDER BY id DESC LIMIT 1",
+                &[&fingerprint, starts_at],
+            )
+            .await?;
+        Ok(row
+            .map(|row| {
+                row.get::<_, Json<std::collections::BTreeMap<String, String>>>(0)
+                    .0
+            })
+            .unwrap_or_default())
     }
 
     /// The state of a run.
