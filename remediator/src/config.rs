@@ -109,7 +109,11 @@ fn default_koji_user() -> String {
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// A JSON webhook (chat bridge); receives `{"text", "run", "alertname", "policy"}`.
-    pub webhook_url: String,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Mail through an SMTP relay (the site's MTA): the notice's first line is the subject.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
     /// The notice, in Jinja syntax, with `alertname`, `labels`, `summary`, `description`,
     /// `since`, `plan`, `policy`, `contact`, `run`.
     #[serde(default = "default_template")]
@@ -137,6 +141,26 @@ fn default_template() -> String {
 
 fn default_notice_delay() -> Duration {
     Duration::from_secs(10)
+}
+
+/// `[notify.smtp]`: mail delivery through a relay. Plain SMTP: point it at the local MTA,
+/// which does TLS and authentication onwards.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Relay host.
+    pub server: String,
+    /// Relay port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Sender address.
+    pub from: String,
+    /// Recipients (the outage list, on-call).
+    pub to: Vec<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
 }
 
 /// One `[[oncall]]` person.
@@ -366,13 +390,35 @@ impl Config {
             }
         }
         if let Some(notify) = &self.notify {
-            if !(notify.webhook_url.starts_with("http://")
-                || notify.webhook_url.starts_with("https://"))
-            {
+            if let Some(url) = &notify.webhook_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(
+                        "notify.webhook_url".into(),
+                        "must be an http(s) URL".into(),
+                    ));
+                }
+            }
+            if notify.webhook_url.is_none() && notify.smtp.is_none() {
                 return Err(invalid(
-                    "notify.webhook_url".into(),
-                    "must be an http(s) URL".into(),
+                    "notify".into(),
+                    "give webhook_url or [notify.smtp], or notices go nowhere".into(),
                 ));
+            }
+            if let Some(smtp) = &notify.smtp {
+                for address in std::iter::once(&smtp.from).chain(smtp.to.iter()) {
+                    if address.parse::<lettre::message::Mailbox>().is_err() {
+                        return Err(invalid(
+                            "notify.smtp".into(),
+                            format!("{address:?} is not a mail address"),
+                        ));
+                    }
+                }
+                if smtp.to.is_empty() {
+                    return Err(invalid(
+                        "notify.smtp.to".into(),
+                        "name at least one recipient".into(),
+                    ));
+                }
             }
             if let Err(error) = minijinja::Environment::new().template_from_str(&notify.template) {
                 return Err(invalid("notify.template".into(), error.to_string()));

@@ -1,13 +1,13 @@
 //! Outage notices for escalations: rendered from the template in `[notify]` (the runbook's
 //! outage template: what is affected, since when, what is planned, who to contact) and
-//! posted as JSON to a chat bridge or any webhook, with retries; every delivery attempt's
-//! result goes to the journal.
+//! mailed through an SMTP relay and/or posted as JSON to a chat bridge, with retries; the
+//! delivery result goes to the journal.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::NotifyConfig;
+use crate::config::{NotifyConfig, SmtpConfig};
 
 /// What a notice is made from.
 #[derive(Debug, Clone, Serialize)]
@@ -71,33 +71,51 @@ impl Notifier {
         render(&self.config.template, context)
     }
 
-    /// Posts the notice, retrying; returns what to journal.
+    /// Delivers the notice on every configured channel, retrying each; returns what to
+    /// journal, or what failed.
     pub async fn send(&self, context: &NoticeContext) -> Result<String, String> {
         let text = self.render(context)?;
-        let notice = Notice {
-            text: &text,
-            run: context.run,
-            alertname: &context.alertname,
-            policy: &context.policy,
-        };
-        let mut last = String::new();
-        for attempt in 1..=self.config.attempts {
-            let sent = self
-                .client
-                .post(&self.config.webhook_url)
-                .json(&notice)
-                .send()
-                .await;
-            match sent {
-                Ok(response) if response.status().is_success() => {
-                    return Ok(format!(
-                        "delivered to the notice webhook on attempt {attempt}"
-                    ))
-                }
-                Ok(response) => last = format!("the notice webhook answered {}", response.status()),
-                Err(error) => last = format!("the notice webhook is unreachable: {error}"),
+        let mut delivered = Vec::new();
+        let mut failed = Vec::new();
+        if let Some(url) = &self.config.webhook_url {
+            let notice = Notice {
+                text: &text,
+                run: context.run,
+                alertname: &context.alertname,
+                policy: &context.policy,
+            };
+            match self.retry(|| self.post(url, &notice)).await {
+                Ok(n) => delivered.push(format!("delivered to the notice webhook on attempt {n}")),
+                Err(error) => failed.push(format!("notice webhook: {error}")),
             }
-            if attempt < self.config.attempts {
+        }
+        if let Some(smtp) = &self.config.smtp {
+            match self.retry(|| mail(smtp, &text)).await {
+                Ok(n) => delivered.push(format!("mailed to {} on attempt {n}", smtp.to.join(", "))),
+                Err(error) => failed.push(format!("mail: {error}")),
+            }
+        }
+        if failed.is_empty() {
+            Ok(delivered.join("; "))
+        } else {
+            failed.extend(delivered);
+            Err(failed.join("; "))
+        }
+    }
+
+    /// Calls `attempt` up to `attempts` times; returns the number of the one that worked.
+    async fn retry<F, Fut>(&self, mut attempt: F) -> Result<u32, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let mut last = String::new();
+        for number in 1..=self.config.attempts {
+            match attempt().await {
+                Ok(()) => return Ok(number),
+                Err(error) => last = error,
+            }
+            if number < self.config.attempts {
                 tokio::time::sleep(self.config.retry_delay).await;
             }
         }
@@ -106,6 +124,37 @@ impl Notifier {
             self.config.attempts
         ))
     }
+
+    async fn post(&self, url: &str, notice: &Notice<'_>) -> Result<(), String> {
+        match self.client.post(url).json(notice).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("the notice webhook answered {}", response.status())),
+            Err(error) => Err(format!("the notice webhook is unreachable: {error}")),
+        }
+    }
+}
+
+/// Sends the notice by mail: its first line is the subject, the whole text the body.
+async fn mail(smtp: &SmtpConfig, text: &str) -> Result<(), String> {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let subject = text.lines().next().unwrap_or("Koji outage notice");
+    let mut message = Message::builder()
+        .from(smtp.from.parse().map_err(|e| format!("from: {e}"))?)
+        .subject(subject);
+    for to in &smtp.to {
+        message = message.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
+    }
+    let message = message.body(text.to_string()).map_err(|e| e.to_string())?;
+    // Plain SMTP to the site's relay (see SmtpConfig); the relay does TLS onwards.
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+        .port(smtp.port)
+        .timeout(Some(std::time::Duration::from_secs(10)))
+        .build();
+    transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Renders `template` (Jinja syntax, via minijinja) with the notice's fields.

@@ -155,3 +155,87 @@ async fn wait_for_notice(remediator: &Remediator, alertname: &str) -> String {
     }
     panic!("no notice journaled for {alertname}");
 }
+
+/// A real SMTP server (Python's aiosmtpd, writing a maildir) receives the notice.
+#[tokio::test]
+async fn the_outage_notice_is_mailed_through_smtp() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut smtpd = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(&maildir)
+        .spawn()
+        .expect("python3 -m aiosmtpd (tools/install-test-deps installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rules = format!(
+        r#"
+[notify]
+contact = "koji-oncall@example.org"
+retry_delay = "100ms"
+
+[notify.smtp]
+server = "127.0.0.1"
+port = {port}
+from = "koji-remediator@example.org"
+to = ["koji-outages@example.org", "oncall@example.org"]
+
+[[rule]]
+name = "shared-storage-full"
+alertname = "KojiSharedStorageFull"
+action = "escalate"
+policy = "notify"
+"#
+    );
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    let shared = [
+        ("alertname", "KojiSharedStorageFull"),
+        ("mountpoint", "/pub/fedora"),
+    ];
+    remediator
+        .post(&payload(
+            false,
+            &shared,
+            "7171717171717171",
+            "2026-11-28T09:00:00Z",
+        ))
+        .await;
+    let notice = wait_for_notice(&remediator, "KojiSharedStorageFull").await;
+    assert!(
+        notice.starts_with("mailed to koji-outages@example.org, oncall@example.org on attempt 1"),
+        "{notice}"
+    );
+    let new = maildir.join("new");
+    let mails: Vec<_> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = std::fs::read_to_string(&mails[0]).unwrap();
+    let _ = smtpd.kill();
+    let _ = smtpd.wait();
+    assert!(
+        mail.contains("Subject: OUTAGE NOTICE: KojiSharedStorageFull"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: koji-remediator@example.org"), "{mail}");
+    assert!(mail.contains("koji-outages@example.org"), "{mail}");
+    assert!(mail.contains("Contact: koji-oncall@example.org"), "{mail}");
+}
