@@ -8,6 +8,7 @@
 //! - [`agent`], [`forwarding`]: agent mode, and forwarding runs to agents.
 //! - [`actions`]: the fixes, one file each, as plan, apply, verify.
 //! - [`database`]: connection pools.
+//! - [`escalations_cli`]: on-call's command line for escalations.
 //! - [`server`], [`api_error`]: the HTTP surface.
 //! - [`metrics`]: the remediator's own metrics.
 //! - [`notify`]: outage notices for escalations.
@@ -20,6 +21,7 @@ pub mod alertmanager;
 pub mod api_error;
 pub mod config;
 pub mod database;
+pub mod escalations_cli;
 pub mod executor;
 pub mod forwarding;
 pub mod journal;

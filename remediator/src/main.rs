@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use koji_remediator::config::Config;
+use koji_remediator::escalations_cli::{self, EscalationCommand};
 use tracing_subscriber::EnvFilter;
 
 /// Log output format.
@@ -21,9 +22,9 @@ enum LogFormat {
 #[derive(Parser, Debug)]
 #[command(name = "koji-remediator", version, about)]
 struct Cli {
-    /// The configuration and runbook (TOML).
+    /// The configuration and runbook (TOML); required to serve.
     #[arg(long = "config.file", value_name = "FILE")]
-    config_file: PathBuf,
+    config_file: Option<PathBuf>,
     /// Address to listen on, overriding `server.listen_address`.
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     listen_address: Option<String>,
@@ -36,6 +37,48 @@ struct Cli {
     /// Log filter.
     #[arg(long = "log.level", default_value = "info", value_name = "FILTER")]
     log_level: String,
+    /// On-call's commands against a running remediator (without one, it serves).
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// List, approve or reject escalations on a running remediator.
+    Escalations {
+        /// The remediator's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9867")]
+        url: String,
+        /// File with your personal on-call token.
+        #[arg(long, env = "KOJI_REMEDIATOR_TOKEN_FILE")]
+        token_file: PathBuf,
+        #[command(subcommand)]
+        what: EscalationAction,
+    },
+}
+
+/// What to do with escalations.
+#[derive(clap::Subcommand, Debug)]
+enum EscalationAction {
+    /// Waiting escalations first, with their plans, then recent decisions.
+    List,
+    /// Approve escalation ID: its stored plan is applied.
+    Approve {
+        /// Escalation id.
+        id: i64,
+        /// Why (journaled).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Reject escalation ID.
+    Reject {
+        /// Escalation id.
+        id: i64,
+        /// Why (journaled).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[tokio::main]
@@ -49,7 +92,27 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let config = Config::load(&cli.config_file)?;
+    if let Some(Command::Escalations {
+        url,
+        token_file,
+        what,
+    }) = cli.command
+    {
+        let command = match what {
+            EscalationAction::List => EscalationCommand::List,
+            EscalationAction::Approve { id, reason } => EscalationCommand::Approve { id, reason },
+            EscalationAction::Reject { id, reason } => EscalationCommand::Reject { id, reason },
+        };
+        println!(
+            "{}",
+            escalations_cli::run(&url, &token_file, command).await?
+        );
+        return Ok(());
+    }
+    let config_file = cli
+        .config_file
+        .context("--config.file is required to serve (or give a subcommand)")?;
+    let config = Config::load(&config_file)?;
     if cli.check_config {
         println!(
             "configuration ok: {} rule(s): {}",

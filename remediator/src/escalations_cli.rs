@@ -1,0 +1,93 @@
+//! `koji-remediator escalations list|approve ID|reject ID`: on-call's command line against a
+//! running remediator's escalation API, with their personal token read from a file.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalationCommand {
+    /// Show waiting and recent escalations.
+    List,
+    /// Approve one.
+    Approve {
+        /// Escalation id.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Reject one.
+    Reject {
+        /// Escalation id.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs `command` against the remediator at `url`; returns the text to print.
+pub async fn run(
+    url: &str,
+    token_file: &Path,
+    command: EscalationCommand,
+) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the token file {}", token_file.display()))?;
+    let token = token.trim();
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let response = match &command {
+        EscalationCommand::List => client.get(format!("{base}/api/v1/escalations")),
+        EscalationCommand::Approve { id, reason } => client
+            .post(format!("{base}/api/v1/escalations/{id}/approve"))
+            .json(&json!({ "reason": reason })),
+        EscalationCommand::Reject { id, reason } => client
+            .post(format!("{base}/api/v1/escalations/{id}/reject"))
+            .json(&json!({ "reason": reason })),
+    }
+    .bearer_auth(token)
+    .send()
+    .await
+    .with_context(|| format!("cannot reach {base}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "{status}: {}",
+            body["detail"]
+                .as_str()
+                .unwrap_or("the remediator refused the request")
+        );
+    }
+    Ok(match command {
+        EscalationCommand::List => format_list(&body),
+        _ => format!(
+            "escalation {} {} by {}",
+            body["id"],
+            body["state"].as_str().unwrap_or("?"),
+            body["by"].as_str().unwrap_or("?")
+        ),
+    })
+}
+
+fn format_list(body: &Value) -> String {
+    let Some(entries) = body.as_array().filter(|e| !e.is_empty()) else {
+        return "no escalations".into();
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            format!(
+                "{:>6}  {:<18} {:<28} {}\n        plan: {}",
+                entry["id"],
+                entry["state"].as_str().unwrap_or(""),
+                entry["rule"].as_str().unwrap_or(""),
+                entry["target"].as_str().unwrap_or(""),
+                entry["plan"].as_str().unwrap_or("(not planned)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
