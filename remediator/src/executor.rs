@@ -140,6 +140,10 @@ impl Executor {
         self.journal.finish_run(run.id, state, &outcome).await?;
         self.count(rule.action, state, started);
         tracing::info!(run = run.id, action = rule.action.name(), state, %outcome, "run finished");
+        if state == "failed" {
+            // A fix that failed (a restart step, a cleanup cut short) is escalated.
+            return self.notice(run.id, rule).await;
+        }
         Ok(())
     }
 
@@ -194,14 +198,17 @@ impl Executor {
         })
     }
 
-    /// Sends the outage notice for an escalation (still waiting, or notify-only), and
-    /// journals how its delivery went.
+    /// Sends the outage notice for an escalation (still waiting, notify-only, or a failed
+    /// fix), and journals how its delivery went.
     async fn notice(&self, id: i64, rule: &crate::config::Rule) -> Result<(), JournalError> {
         let Some(notifier) = &self.notifier else {
             return Ok(());
         };
         let state = self.journal.run_state(id).await?;
-        if !matches!(state.as_deref(), Some("awaiting_approval" | "notified")) {
+        if !matches!(
+            state.as_deref(),
+            Some("awaiting_approval" | "notified" | "failed")
+        ) {
             return Ok(());
         }
         let Some(info) = self.journal.run_info(id).await? else {
@@ -211,9 +218,13 @@ impl Executor {
             .journal
             .annotations(&info.fingerprint, &info.starts_at)
             .await?;
-        let plan = match self.journal.stored_plan(id).await? {
-            Some(plan) => plan.summary(),
-            None => format!(
+        let plan = match (state.as_deref(), self.journal.stored_plan(id).await?) {
+            (Some("failed"), _) => format!(
+                "the automatic fix FAILED and needs a human: {}",
+                self.journal.run_outcome(id).await?
+            ),
+            (_, Some(plan)) => plan.summary(),
+            (_, None) => format!(
                 "{} needs a human: no automatic fix is configured",
                 rule.alertname
             ),

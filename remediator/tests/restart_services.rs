@@ -155,8 +155,13 @@ async fn a_hub_that_does_not_come_back_stops_the_sequence() {
     .unwrap();
     run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
     std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    let (notices_url, notices) = notice_sink().await;
     let rules = format!(
         r#"
+[notify]
+webhook_url = "{notices_url}"
+contact = "koji-admins@example.org"
+
 [[rule]]
 name = "restart-koji"
 alertname = "KojiHubRestartNeeded"
@@ -205,4 +210,39 @@ attempts = 1
         "hub.example.org httpd\nhub.example.org kojira\n",
         "no builder touched after the hub failed to come back"
     );
+    // The failure is escalated to a human.
+    for _ in 0..100 {
+        if !notices.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = notices.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let text = received[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("the automatic fix FAILED and needs a human"),
+        "{text}"
+    );
+    assert!(text.contains("did not answer"), "{text}");
+}
+
+/// A webhook that keeps every notice it receives.
+async fn notice_sink() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/notices",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notices", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
 }

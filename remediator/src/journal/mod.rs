@@ -631,6 +631,18 @@ impl Journal {
             .unwrap_or_default())
     }
 
+    /// The outcome text of a run.
+    pub async fn run_outcome(&self, id: i64) -> Result<String, JournalError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT outcome FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)).unwrap_or_default())
+    }
+
     /// The state of a run.
     pub async fn run_state(&self, id: i64) -> Result<Option<String>, JournalError> {
         let client = self.pool.get().await?;
