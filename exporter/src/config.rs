@@ -231,63 +231,23 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// Why a configuration could not be used. Each message names the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has unknown keys or wrong types.
-    #[error("invalid config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's error, which names the key, line and column.
-        source: toml::de::Error,
-    },
-    /// A value is well-formed but unusable.
-    #[error("invalid config file {path}: key `{key}`: {reason}")]
-    Invalid {
-        /// The file, or `<embedded default>`.
-        path: PathBuf,
-        /// The dotted key.
-        key: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
+pub use koji_config::ConfigError;
 
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
+        Config::parse(&koji_config::read(path)?, path)
     }
 
     /// Parses and validates configuration text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let config: Config = koji_config::parse(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            reason,
-        };
+        let invalid = |key: &str, reason: String| koji_config::invalid(path, key, reason);
         for name in self.collectors.keys() {
             if CollectorId::from_name(name).is_none() {
                 return Err(invalid(

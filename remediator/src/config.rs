@@ -310,63 +310,23 @@ pub struct Rule {
     pub params: toml::Table,
 }
 
-/// Why a configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Not TOML, unknown keys, wrong types, unknown actions or policies.
-    #[error("invalid config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's error, naming the key.
-        source: toml::de::Error,
-    },
-    /// A well-formed value that cannot be used.
-    #[error("invalid config file {path}: key `{key}`: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Dotted key.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-}
+pub use koji_config::ConfigError;
 
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path)
+        Config::parse(&koji_config::read(path)?, path)
     }
 
     /// Parses and validates configuration text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let config: Config = koji_config::parse(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |key: String, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let invalid = |key: String, reason: String| koji_config::invalid(path, key, reason);
         if self.agent.is_none() || !self.rules.is_empty() || self.journal.is_some() {
             // A webhook-serving instance.
             for (key, missing) in [
