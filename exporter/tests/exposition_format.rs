@@ -92,19 +92,7 @@ async fn golden_metrics_for_a_fixed_fixture() {
     let text = scraper
         .scrape(Duration::from_secs(5), Format::OpenMetrics)
         .await;
-    let actual = filter_non_deterministic(&text);
-    let golden = repo_root().join("tests/golden/hub.metrics");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&golden).expect("golden file; UPDATE_GOLDEN=1 makes it");
-    assert_eq!(actual, expected, "metrics differ from {}", golden.display());
-    // The golden file itself must pass the linter.
-    let lint = promtool_check(&expected);
-    assert!(
-        lint.is_empty(),
-        "promtool complaints about the golden file: {lint:?}"
-    );
+    compare_with_golden(&text, "hub.metrics");
 }
 
 /// The local collectors on procfs fixtures: everything is fixed but collector durations.
@@ -118,8 +106,14 @@ async fn golden_metrics_for_builder_fixtures() {
     let text = scraper
         .scrape(Duration::from_secs(5), Format::OpenMetrics)
         .await;
-    let actual = filter_non_deterministic(&text);
-    let golden = repo_root().join("tests/golden/builder.metrics");
+    compare_with_golden(&text, "builder.metrics");
+}
+
+/// Compares scraped `text`, non-deterministic families dropped, with `tests/golden/NAME`
+/// (rewritten first under `UPDATE_GOLDEN=1`), and lints the golden file with promtool.
+fn compare_with_golden(text: &str, name: &str) {
+    let actual = filter_non_deterministic(text);
+    let golden = repo_root().join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &actual).unwrap();
     }

@@ -181,12 +181,8 @@ async fn journal(
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     authorized(&headers, &state.api_token)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.journal.recent(limit).await.map_err(|error| {
-        tracing::error!(%error, "cannot read the journal");
-        ApiError::journal_unavailable()
-    })?;
-    Ok(Json(entries))
+    let entries = state.journal.recent(query.limit()).await;
+    Ok(Json(entries.map_err(journal_read_error)?))
 }
 
 async fn journal_alerts(
@@ -195,12 +191,21 @@ async fn journal_alerts(
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     authorized(&headers, &state.api_token)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = state.journal.recent_alerts(limit).await.map_err(|error| {
-        tracing::error!(%error, "cannot read the journal");
-        ApiError::journal_unavailable()
-    })?;
-    Ok(Json(entries))
+    let entries = state.journal.recent_alerts(query.limit()).await;
+    Ok(Json(entries.map_err(journal_read_error)?))
+}
+
+impl JournalQuery {
+    /// The requested number of entries, 100 by default, between 1 and 1000.
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+}
+
+/// Logs why the journal could not be read; the client learns only that it could not.
+fn journal_read_error(error: crate::journal::JournalError) -> ApiError {
+    tracing::error!(%error, "cannot read the journal");
+    ApiError::journal_unavailable()
 }
 
 /// The on-call person whose own token this is; the shared API token and the webhook token
@@ -229,10 +234,11 @@ async fn escalations(
     if authorized(&headers, &state.api_token).is_err() {
         oncall_person(&headers, &state)?;
     }
-    let list = state.journal.escalations(200).await.map_err(|error| {
-        tracing::error!(%error, "cannot read escalations");
-        ApiError::journal_unavailable()
-    })?;
+    let list = state
+        .journal
+        .escalations(200)
+        .await
+        .map_err(journal_read_error)?;
     Ok(Json(list))
 }
 
