@@ -94,6 +94,11 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, for the client.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

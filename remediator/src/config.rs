@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub api_token_file: Option<PathBuf>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// How long an approval-page log-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +74,7 @@ impl Default for ServerConfig {
             webhook_token_file: None,
             api_token_file: None,
             max_body_bytes: 1 << 20,
+            session_lifetime: Duration::from_secs(8 * 3600),
         }
     }
 }

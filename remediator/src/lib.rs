@@ -19,6 +19,7 @@ pub mod actions;
 pub mod agent;
 pub mod alertmanager;
 pub mod api_error;
+pub mod approval_page;
 pub mod config;
 pub mod database;
 pub mod escalations_cli;
@@ -157,6 +158,7 @@ async fn start_central(
         .migrate()
         .await
         .context("cannot migrate the journal schema")?;
+    let session_lifetime = config.server.session_lifetime;
     let config = Arc::new(config.clone());
     let metrics = Arc::new(Metrics::default());
     let executor = Executor::new(
@@ -179,5 +181,6 @@ async fn start_central(
         webhook_token,
         api_token,
         oncall: Arc::new(oncall),
+        sessions: Arc::new(approval_page::sessions::Sessions::new(session_lifetime)),
     })
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub api_token: Arc<str>,
     /// On-call people and their tokens, for decisions on escalations.
     pub oncall: Arc<Vec<(String, Arc<str>)>>,
+    /// Log-in sessions of the approval page.
+    pub sessions: Arc<crate::approval_page::sessions::Sessions>,
 }
 
 /// The central router: webhook, journal and pause API, metrics.
@@ -53,6 +55,7 @@ pub fn central(state: AppState) -> Router {
         .route("/api/v1/escalations/{id}/approve", post(approve))
         .route("/api/v1/escalations/{id}/reject", post(reject))
         .route("/metrics", get(metrics))
+        .merge(crate::approval_page::routes())
         .with_state(state)
 }
 
@@ -282,9 +285,23 @@ async fn decide(
         serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?
     };
+    let decided = decide_escalation(&state, id, &person, &request.reason, approve).await?;
+    Ok(Json(json!({ "id": id, "state": decided, "by": person })))
+}
+
+/// Records `person`'s decision on escalation `id` and, when approved, hands the run to the
+/// executor, which applies the stored plan through the same guards as an automatic run.
+/// The API and the approval page both decide through here. Returns the new state.
+pub async fn decide_escalation(
+    state: &AppState,
+    id: i64,
+    person: &str,
+    reason: &str,
+    approve: bool,
+) -> Result<&'static str, ApiError> {
     let decided = state
         .journal
-        .decide(id, approve, &person, &request.reason)
+        .decide(id, approve, person, reason)
         .await
         .map_err(|_| ApiError::journal_unavailable())?;
     match decided {
@@ -295,11 +312,7 @@ async fn decide(
                     .executor
                     .spawn(crate::journal::ClaimedRun { id, rule });
             }
-            Ok(Json(json!({
-                "id": id,
-                "state": if approve { "approved" } else { "rejected" },
-                "by": person,
-            })))
+            Ok(if approve { "approved" } else { "rejected" })
         }
         Err(None) => Err(ApiError::not_found(format!("no escalation {id}"))),
         Err(Some(current)) => Err(ApiError::conflict(match current.as_str() {

@@ -567,7 +567,9 @@ impl Journal {
                         'id', id, 'rule', rule, 'action', action, 'target', target,
                         'state', state, 'plan', plan_summary, 'labels', labels,
                         'decided_by', decided_by, 'reason', decision_reason, 'outcome', outcome,
-                        'notice', notice)
+                        'notice', notice, 'alertname', labels->>'alertname',
+                        'plan_detail', plan, 'created_at', created_at,
+                        'decided_at', decided_at, 'finished_at', finished_at)
                    FROM koji_remediator.action_runs
                   WHERE policy IN ('approve', 'notify')
                   ORDER BY state = 'awaiting_approval' DESC, id DESC LIMIT $1",
