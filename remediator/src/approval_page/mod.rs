@@ -110,29 +110,29 @@ fn authorize_post(
     headers: &HeaderMap,
     state: &AppState,
     csrf: &str,
-) -> Result<(String, Session), Response> {
+) -> Result<(String, Session), Box<Response>> {
     if let Err(cross) = cross_site::check(headers) {
         tracing::warn!(%cross, "refused a cross-site request to the approval page");
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::FORBIDDEN,
             &format!("Refused: {cross}."),
             None,
-        ));
+        )));
     }
     let Some((id, session)) = current_session(headers, state) else {
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::FORBIDDEN,
             "Refused: log in first (no session, or it expired).",
             None,
-        ));
+        )));
     };
     if !constant_time_eq::constant_time_eq(csrf.as_bytes(), session.csrf.as_bytes()) {
         tracing::warn!(person = %session.person, "refused a form without the session's token");
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::FORBIDDEN,
             "Refused: the form's token does not match your session. Reload the page and try again.",
             Some(&session),
-        ));
+        )));
     }
     Ok((id, session))
 }
@@ -200,7 +200,7 @@ async fn log_out(
 ) -> Response {
     let (id, _) = match authorize_post(&headers, &state, &form.csrf) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     state.sessions.end(&id);
     let mut response = Redirect::to("/login").into_response();
@@ -316,7 +316,7 @@ async fn decide(
 ) -> Response {
     let (_, session) = match authorize_post(&headers, &state, &form.csrf) {
         Ok(found) => found,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if form.reason.chars().count() > MAX_REASON {
         return message(
