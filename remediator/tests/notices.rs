@@ -7,6 +7,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use koji_testkit::populate::add_host;
+use koji_testkit::smtp_sink::SmtpSink;
 use koji_testkit::{HostSpec, KojiVersion};
 use serde_json::Value;
 use support::{payload, Remediator, API_TOKEN};
@@ -160,31 +161,8 @@ async fn wait_for_notice(remediator: &Remediator, alertname: &str) -> String {
 #[tokio::test]
 async fn the_outage_notice_is_mailed_through_smtp() {
     let dir = tempfile::tempdir().unwrap();
-    let maildir = dir.path().join("mail");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut smtpd = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(&maildir)
-        .spawn()
-        .expect("python3 -m aiosmtpd (tools/install-test-deps installs it)");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let smtpd = SmtpSink::start(dir.path());
+    let port = smtpd.port;
     let rules = format!(
         r#"
 [notify]
@@ -222,15 +200,9 @@ policy = "notify"
         notice.starts_with("mailed to koji-outages@example.org, oncall@example.org on attempt 1"),
         "{notice}"
     );
-    let new = maildir.join("new");
-    let mails: Vec<_> = std::fs::read_dir(&new)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mails = smtpd.messages();
     assert_eq!(mails.len(), 1, "{mails:?}");
-    let mail = std::fs::read_to_string(&mails[0]).unwrap();
-    let _ = smtpd.kill();
-    let _ = smtpd.wait();
+    let mail = &mails[0];
     assert!(
         mail.contains("Subject: OUTAGE NOTICE: KojiSharedStorageFull"),
         "{mail}"

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod mounts;
 pub mod populate;
 pub mod schema;
+pub mod smtp_sink;
 pub mod test_db;
 
 pub use cluster::TempCluster;

@@ -2,6 +2,8 @@
 //! Alertmanager as real processes, with their configurations written to a temporary
 //! directory and their logs kept there for when a test fails.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +23,17 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Where tests leave files for people to look at (screenshots): `test-artifacts` in the
+/// target directory, created on first use.
+pub fn artifacts_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/test-artifacts
+    let target = exe.ancestors().nth(3).expect("target directory");
+    let folder = target.join("test-artifacts");
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
 }
 
 /// A free TCP port on 127.0.0.1.

@@ -396,14 +396,21 @@ impl CleanPlan {
                     .join(", ")
             )
         };
-        format!(
-            "stop {} if running, delete {} old build-dir entr{} ({} bytes): {}{kept}; start them again",
-            self.services.join(", "),
+        let deletion = format!(
+            "delete {} old build-dir entr{} ({} bytes): {}{kept}",
             self.delete.len(),
             if self.delete.len() == 1 { "y" } else { "ies" },
             self.bytes,
             names.join(", ")
-        )
+        );
+        if self.services.is_empty() {
+            deletion
+        } else {
+            format!(
+                "stop {} if running, {deletion}; start them again",
+                self.services.join(", ")
+            )
+        }
     }
 
     /// Stops the running services, deletes, and starts what it stopped, even when the

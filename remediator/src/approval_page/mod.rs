@@ -55,7 +55,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Renders a template with the headers every page carries: no caching, no framing, no
-/// scripts, forms only to this server.
+/// scripts, forms only to this server. The referrer policy is `same-origin`, not
+/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with the page's own
+/// forms, which the cross-site check must refuse.
 fn render(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
     let body = match TEMPLATES.get_template(template).and_then(|t| t.render(ctx)) {
         Ok(body) => body,
@@ -70,7 +72,7 @@ fn render(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (
             header::CONTENT_SECURITY_POLICY,
