@@ -44,6 +44,9 @@ pub struct Config {
     /// On-call people who may approve or reject escalations, each with a token of their own.
     #[serde(default)]
     pub oncall: Vec<OncallUser>,
+    /// Alertmanager silences while fixes run (off when absent).
+    #[serde(default)]
+    pub silences: Option<SilencesConfig>,
     /// The runbook: first matching rule wins.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
@@ -165,6 +168,35 @@ pub struct SmtpConfig {
 
 fn default_smtp_port() -> u16 {
     25
+}
+
+/// `[silences]`: silence an alert in Alertmanager while its fix runs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SilencesConfig {
+    /// Alertmanager base URLs (API v2), tried in order; one of an HA cluster is enough,
+    /// the others learn the silence by gossip.
+    pub alertmanager_urls: Vec<String>,
+    /// The silence's end time from its creation: it is removed when the run ends, and
+    /// expires on its own after this if the remediator dies meanwhile.
+    #[serde(default = "default_silence_duration", with = "humantime_serde")]
+    pub duration: Duration,
+    /// The silence's author as Alertmanager shows it.
+    #[serde(default = "default_silence_author")]
+    pub created_by: String,
+    /// Per request to Alertmanager.
+    #[serde(default = "default_silence_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_silence_duration() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_silence_author() -> String {
+    "koji-remediator".into()
+}
+fn default_silence_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// One `[[oncall]]` person.
@@ -351,6 +383,30 @@ impl Config {
                         "required where the webhook is served (a runbook is configured, or no [agent])".into(),
                     ));
                 }
+            }
+        }
+        if let Some(silences) = &self.silences {
+            if silences.alertmanager_urls.is_empty() {
+                return Err(invalid(
+                    "silences.alertmanager_urls".into(),
+                    "name at least one Alertmanager, or remove [silences]".into(),
+                ));
+            }
+            if let Some(bad) = silences
+                .alertmanager_urls
+                .iter()
+                .find(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+            {
+                return Err(invalid(
+                    "silences.alertmanager_urls".into(),
+                    format!("{bad:?} is not an http(s) URL"),
+                ));
+            }
+            if silences.duration.is_zero() {
+                return Err(invalid(
+                    "silences.duration".into(),
+                    "must be longer than zero".into(),
+                ));
             }
         }
         if let Some(notify) = &self.notify {

@@ -20,6 +20,7 @@ use crate::forwarding::Forwarder;
 use crate::journal::{ClaimedRun, Journal, JournalError, RunInfo, RunStart};
 use crate::metrics::{ActionLabels, Metrics, OutcomeLabels};
 use crate::notify::{NoticeContext, Notifier};
+use crate::silences::{Silence, Silencer};
 
 /// Executes runs.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Executor {
     forwarder: Option<Forwarder>,
     /// Sends outage notices for escalations.
     notifier: Option<Notifier>,
+    /// Silences alerts in Alertmanager while their fix runs.
+    silencer: Option<Silencer>,
 }
 
 impl Executor {
@@ -54,6 +57,7 @@ impl Executor {
                 (kind, Arc::new(Semaphore::new(cap)))
             })
             .collect();
+        let silencer = config.silences.clone().map(Silencer::new);
         Executor {
             config,
             journal,
@@ -63,6 +67,7 @@ impl Executor {
             tasks: TaskTracker::new(),
             forwarder,
             notifier,
+            silencer,
         }
     }
 
@@ -136,7 +141,11 @@ impl Executor {
             }
             RunStart::Gone => return Ok(()),
         };
-        let (state, outcome) = self.plan_and_apply(run.id, rule, &info).await?;
+        let silence = self.silence(run.id, rule, &info).await;
+        let result = self.plan_and_apply(run.id, rule, &info).await;
+        let silence_note = self.end_silence(silence).await;
+        let (state, mut outcome) = result?;
+        outcome.push_str(&silence_note);
         self.journal.finish_run(run.id, state, &outcome).await?;
         self.count(rule.action, state, started);
         tracing::info!(run = run.id, action = rule.action.name(), state, %outcome, "run finished");
@@ -196,6 +205,72 @@ impl Executor {
             Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
             Err(error) => ("failed", format!("{applied}; {error}")),
         })
+    }
+
+    /// Silences the alert while its fix runs, where configured and safe (see
+    /// [`crate::silences`]). `None` when no silence was asked for.
+    async fn silence(
+        &self,
+        id: i64,
+        rule: &crate::config::Rule,
+        info: &RunInfo,
+    ) -> Option<Result<Silence, String>> {
+        let silencer = self.silencer.as_ref()?;
+        if info.kind != "apply" || rule.action.restores_on_resolve() {
+            return None;
+        }
+        let comment = format!(
+            "koji-remediator run {id}: {} ({}) in progress",
+            rule.action.name(),
+            rule.name
+        );
+        let created = silencer.create(&info.labels, &comment).await;
+        self.count_silence("create", created.is_ok());
+        match &created {
+            Ok(silence) => {
+                tracing::info!(run = id, silence = %silence.id, "alert silenced while the fix runs")
+            }
+            Err(error) => {
+                tracing::warn!(run = id, %error, "cannot silence the alert; fixing anyway")
+            }
+        }
+        Some(created)
+    }
+
+    /// Removes the run's silence; returns what the run's outcome should say about it.
+    async fn end_silence(&self, silence: Option<Result<Silence, String>>) -> String {
+        let (Some(silencer), Some(silence)) = (&self.silencer, silence) else {
+            return String::new();
+        };
+        let silence = match silence {
+            Ok(silence) => silence,
+            Err(error) => return format!("; no Alertmanager silence ({error})"),
+        };
+        let removed = silencer.remove(&silence).await;
+        self.count_silence("remove", removed.is_ok());
+        match removed {
+            Ok(()) => format!(
+                "; alert silenced in Alertmanager while it ran ({})",
+                silence.id
+            ),
+            Err(error) => {
+                tracing::warn!(silence = %silence.id, %error, "cannot remove a silence; it expires by itself");
+                format!(
+                    "; Alertmanager silence {} not removed ({error}); it expires by itself",
+                    silence.id
+                )
+            }
+        }
+    }
+
+    fn count_silence(&self, operation: &str, ok: bool) {
+        self.metrics
+            .silence_requests
+            .get_or_create(&crate::metrics::SilenceLabels {
+                operation: operation.into(),
+                result: if ok { "ok" } else { "error" }.into(),
+            })
+            .inc();
     }
 
     /// Sends the outage notice for an escalation (still waiting, notify-only, or a failed

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod notify;
 pub mod runbook;
 pub mod server;
+pub mod silences;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -33,6 +33,15 @@ pub struct ActionLabels {
     pub action: String,
 }
 
+/// Labels of `koji_remediator_silence_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SilenceLabels {
+    /// `create` or `remove`.
+    pub operation: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
 /// The metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +57,8 @@ pub struct Metrics {
     pub escalations_pending: Gauge,
     /// Whether the pause switch is on.
     pub paused: Gauge,
+    /// Requests to Alertmanager's silence API.
+    pub silence_requests: Family<SilenceLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -86,8 +97,15 @@ impl Default for Metrics {
             "Whether the global pause switch is on.",
             paused.clone(),
         );
+        let silence_requests = Family::<SilenceLabels, Counter>::default();
+        registry.register(
+            "koji_remediator_silence_requests",
+            "Requests to Alertmanager to silence an alert while its fix runs, and to remove the silence.",
+            silence_requests.clone(),
+        );
         Metrics {
             registry,
+            silence_requests,
             alerts_received,
             actions,
             action_duration,

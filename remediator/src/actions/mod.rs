@@ -107,6 +107,12 @@ impl ActionContext {
 }
 
 impl ActionKind {
+    /// Whether the action undoes its change when the alert resolves (and so must hear of
+    /// the resolution: its alerts are never silenced).
+    pub fn restores_on_resolve(self) -> bool {
+        matches!(self, ActionKind::LowerCapacity)
+    }
+
     /// The name in the runbook, journal and metrics.
     pub fn name(self) -> &'static str {
         match self {
