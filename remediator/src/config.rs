@@ -385,6 +385,12 @@ impl Config {
                 }
             }
         }
+        if self.server.session_lifetime.is_zero() {
+            return Err(invalid(
+                "server.session_lifetime".into(),
+                "must be longer than zero".into(),
+            ));
+        }
         if let Some(silences) = &self.silences {
             if silences.alertmanager_urls.is_empty() {
                 return Err(invalid(

@@ -243,4 +243,29 @@ fn configuration_errors_name_the_key_and_file() {
         &rule("action = \"escalate\"\nparams = { to = 1 }").replace("\"auto\"", "\"notify\""),
         "rule[0].params",
     );
+    let zero_sessions = base.replace(
+        "max_body_bytes = 65536",
+        "max_body_bytes = 65536\nsession_lifetime = \"0s\"",
+    );
+    let error =
+        koji_remediator::config::Config::parse(&zero_sessions, std::path::Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("server.session_lifetime"), "{error}");
+    check(
+        "[silences]\nalertmanager_urls = []",
+        "silences.alertmanager_urls",
+    );
+    check(
+        "[silences]\nalertmanager_urls = [\"am:9093\"]",
+        "silences.alertmanager_urls",
+    );
+    check(
+        "[silences]\nalertmanager_urls = [\"http://am:9093\"]\nduration = \"0s\"",
+        "silences.duration",
+    );
+    check(
+        "[silences]\nalertmanager_urls = [\"http://am:9093\"]\nmatchers = 1",
+        "matchers",
+    );
 }
