@@ -4,14 +4,17 @@
 //! shortened), Alertmanager posts to koji-remediator, which terminates them; the stale
 //! count returns to 0 and the alert resolves. Asserted on the database, Prometheus and the
 //! journal; the time from symptom to fix is printed. Then every query of every dashboard in
-//! `dashboards/` is evaluated against the running Prometheus and must return data.
+//! `dashboards/`, and every alert rule in its bool form, is evaluated against the running
+//! Prometheus and must return data.
 
 use std::time::{Duration, Instant};
 
+use koji_e2e::rule_expressions::bool_form;
 use koji_e2e::{
     alert_active, free_port, repo_root, start_alertmanager, start_prometheus, wait_for,
     workspace_binary, Process,
 };
+use koji_testkit::mounts::TestMount;
 use koji_testkit::populate::add_host;
 use koji_testkit::test_db::connect;
 use koji_testkit::{HostSpec, KojiVersion, TempCluster, TestDb};
@@ -51,6 +54,10 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
     )
     .await
     .unwrap();
+    // Shared storage (a small tmpfs standing in for /mnt/koji), so the shared-storage
+    // rule has its series.
+    let shared = d.join("mnt-koji");
+    let _shared = TestMount::tmpfs(&shared, "size=4m", "nfs-stand-in:/koji");
     // A build directory of this machine, for the builder collectors.
     let mock = d.join("mock");
     std::fs::create_dir_all(mock.join("f40-build-1-1/root")).unwrap();
@@ -65,9 +72,11 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
              [builder]\nhost_name = \"buildvm-x86-01.example.org\"\n\
              [builddirs]\nroots = [\"{mock}\"]\ninterval = \"2s\"\n\
              [[filesystems.paths]]\npath = \"/\"\nrole = \"local\"\n\
-             [[filesystems.paths]]\npath = \"{mock}\"\nrole = \"local\"\n",
+             [[filesystems.paths]]\npath = \"{mock}\"\nrole = \"local\"\n\
+             [[filesystems.paths]]\npath = \"{shared}\"\nrole = \"shared\"\n",
             cluster.url("koji"),
             mock = mock.display(),
+            shared = shared.display(),
         ),
     )
     .unwrap();
@@ -251,6 +260,50 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
         .await;
     }
     println!("all {} dashboard queries return data", queries.len());
+
+    // Every alert rule, in its bool form (see koji_e2e::rule_expressions), returns data:
+    // every metric it reads exists here, with the labels its joins match on.
+    let rules = get_json(&client, &format!("{prom}/api/v1/rules?type=alert"), None)
+        .await
+        .unwrap();
+    let mut alerts = Vec::new();
+    for group in rules["data"]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            alerts.push((
+                rule["name"].as_str().unwrap().to_owned(),
+                bool_form(rule["query"].as_str().unwrap()),
+            ));
+        }
+    }
+    let in_file = std::fs::read_to_string(repo_root().join("alerts/koji.rules.yml"))
+        .unwrap()
+        .matches("- alert: ")
+        .count();
+    assert_eq!(alerts.len(), in_file, "{alerts:?}");
+    for (name, expr) in &alerts {
+        let url = format!("{prom}/api/v1/query");
+        wait_for(
+            &format!("data for alert {name}: {expr}"),
+            Duration::from_secs(30),
+            &all,
+            || async {
+                let response = client
+                    .get(&url)
+                    .query(&[("query", expr)])
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = response.json().await.ok()?;
+                let results = body["data"]["result"].as_array()?;
+                (!results.is_empty()).then_some(())
+            },
+        )
+        .await;
+    }
+    println!(
+        "all {} alert rules return data in their bool form",
+        alerts.len()
+    );
     drop(cluster);
 }
 

@@ -3,6 +3,7 @@
 //! directory and their logs kept there for when a test fails.
 
 pub mod browser;
+pub mod rule_expressions;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
