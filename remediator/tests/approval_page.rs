@@ -10,53 +10,12 @@ use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
-use serde_json::Value;
-use support::{payload, Remediator, API_TOKEN, WEBHOOK_TOKEN};
+use support::{approve_lowering_rules, payload, Remediator, ALICE, API_TOKEN, WEBHOOK_TOKEN};
 
 const HOST: &str = "buildvm-x86-01.example.org";
-const ALICE: &str = "alice-oncall-token-0123456789abcdef";
-
-fn rules(dir: &std::path::Path) -> String {
-    std::fs::write(dir.join("alice.token"), ALICE).unwrap();
-    format!(
-        r#"
-[[oncall]]
-name = "alice"
-token_file = "{}"
-
-[[rule]]
-name = "overloaded-builder"
-alertname = "KojiBuilderOverloaded"
-action = "lower_capacity"
-policy = "approve"
-cooldown = "0s"
-params = {{ step = 1.0, floor = 2.0 }}
-"#,
-        dir.join("alice.token").display()
-    )
-}
-
-async fn capacity(remediator: &Remediator) -> f64 {
-    remediator
-        .hub
-        .client
-        .query_one("SELECT capacity FROM host_config WHERE active", &[])
-        .await
-        .unwrap()
-        .get(0)
-}
 
 async fn escalation_state(remediator: &Remediator, id: i64) -> String {
-    let list: Vec<Value> = remediator
-        .client
-        .get(format!("{}/api/v1/escalations", remediator.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = remediator.escalations().await;
     let entry = list.iter().find(|e| e["id"] == id).expect("listed");
     entry["state"].as_str().unwrap().to_owned()
 }
@@ -97,7 +56,8 @@ fn form_token(page: &str) -> String {
 #[tokio::test]
 async fn log_in_refuse_forgeries_approve_once_log_out() {
     let dir = tempfile::tempdir().unwrap();
-    let remediator = Remediator::start(KojiVersion::V1_33, &rules(dir.path())).await;
+    let remediator =
+        Remediator::start(KojiVersion::V1_33, &approve_lowering_rules(dir.path())).await;
     let base = remediator.base.clone();
     add_host(
         &remediator.hub.client,
@@ -176,7 +136,7 @@ async fn log_in_refuse_forgeries_approve_once_log_out() {
     let id_start = page.find("id=\"approve-").unwrap() + "id=\"approve-".len();
     let id: i64 = page[id_start..].split('"').next().unwrap().parse().unwrap();
     let token = form_token(&page);
-    assert_eq!(capacity(&remediator).await, 4.0);
+    assert_eq!(remediator.active_capacity().await, 4.0);
 
     // Forged or incomplete POSTs: each refused with 403, nothing decided.
     let approve_url = format!("{base}/escalations/{id}/approve");
@@ -232,7 +192,7 @@ async fn log_in_refuse_forgeries_approve_once_log_out() {
         assert!(response.text().await.unwrap().contains("Refused"), "{what}");
     }
     assert_eq!(escalation_state(&remediator, id).await, "awaiting_approval");
-    assert_eq!(capacity(&remediator).await, 4.0);
+    assert_eq!(remediator.active_capacity().await, 4.0);
 
     // The real form: same origin, session and token. Applied once.
     let response = browser()
@@ -250,17 +210,8 @@ async fn log_in_refuse_forgeries_approve_once_log_out() {
     );
     let runs = remediator.finished_runs(1).await;
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
-    assert_eq!(capacity(&remediator).await, 3.0);
-    let list: Vec<Value> = remediator
-        .client
-        .get(format!("{base}/api/v1/escalations"))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(remediator.active_capacity().await, 3.0);
+    let list = remediator.escalations().await;
     let entry = list.iter().find(|e| e["id"] == id).unwrap();
     assert_eq!(
         (entry["decided_by"].as_str(), entry["reason"].as_str()),
@@ -281,7 +232,7 @@ async fn log_in_refuse_forgeries_approve_once_log_out() {
         .await
         .unwrap()
         .contains("is not waiting for a decision"));
-    assert_eq!(capacity(&remediator).await, 3.0);
+    assert_eq!(remediator.active_capacity().await, 3.0);
 
     // Log-out ends the session: the cookie no longer opens the page.
     let response = browser()

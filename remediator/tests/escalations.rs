@@ -8,43 +8,12 @@ mod support;
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
 use serde_json::Value;
-use support::{payload, Remediator, API_TOKEN, WEBHOOK_TOKEN};
+use support::{approve_lowering_rules, payload, Remediator, ALICE, API_TOKEN, WEBHOOK_TOKEN};
 
 const HOST: &str = "buildvm-x86-01.example.org";
-const ALICE: &str = "alice-oncall-token-0123456789abcdef";
-
-fn rules(dir: &std::path::Path) -> String {
-    std::fs::write(dir.join("alice.token"), ALICE).unwrap();
-    format!(
-        r#"
-[[oncall]]
-name = "alice"
-token_file = "{}"
-
-[[rule]]
-name = "overloaded-builder"
-alertname = "KojiBuilderOverloaded"
-action = "lower_capacity"
-policy = "approve"
-cooldown = "0s"
-params = {{ step = 1.0, floor = 2.0 }}
-"#,
-        dir.join("alice.token").display()
-    )
-}
 
 fn labels() -> Vec<(&'static str, &'static str)> {
     vec![("alertname", "KojiBuilderOverloaded"), ("host", HOST)]
-}
-
-async fn capacity(remediator: &Remediator) -> f64 {
-    remediator
-        .hub
-        .client
-        .query_one("SELECT capacity FROM host_config WHERE active", &[])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 async fn decide(remediator: &Remediator, id: i64, verb: &str, token: &str) -> (u16, Value) {
@@ -66,16 +35,7 @@ async fn decide(remediator: &Remediator, id: i64, verb: &str, token: &str) -> (u
 /// Waits until the newest escalation has its plan, and returns it.
 async fn planned_escalation(remediator: &Remediator) -> Value {
     for _ in 0..200 {
-        let list: Vec<Value> = remediator
-            .client
-            .get(format!("{}/api/v1/escalations", remediator.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = remediator.escalations().await;
         if let Some(first) = list
             .first()
             .filter(|e| e["state"] == "awaiting_approval" && e["plan"].is_string())
@@ -90,7 +50,8 @@ async fn planned_escalation(remediator: &Remediator) -> Value {
 #[tokio::test]
 async fn approve_reject_expire_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut remediator = Remediator::start(KojiVersion::V1_33, &rules(dir.path())).await;
+    let mut remediator =
+        Remediator::start(KojiVersion::V1_33, &approve_lowering_rules(dir.path())).await;
     add_host(
         &remediator.hub.client,
         KojiVersion::V1_33,
@@ -114,7 +75,7 @@ async fn approve_reject_expire_and_survive_a_restart() {
         "{escalation}"
     );
     assert_eq!(
-        capacity(&remediator).await,
+        remediator.active_capacity().await,
         4.0,
         "nothing applied before approval"
     );
@@ -135,11 +96,11 @@ async fn approve_reject_expire_and_survive_a_restart() {
     );
     let runs = remediator.finished_runs(1).await;
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
-    assert_eq!(capacity(&remediator).await, 3.0);
+    assert_eq!(remediator.active_capacity().await, 3.0);
     // Approving twice applies once.
     let (status, body) = decide(&remediator, id, "approve", ALICE).await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(capacity(&remediator).await, 3.0);
+    assert_eq!(remediator.active_capacity().await, 3.0);
 
     // A second occurrence, rejected: nothing changes, and it cannot be approved after.
     remediator
@@ -160,7 +121,7 @@ async fn approve_reject_expire_and_survive_a_restart() {
         body["detail"].as_str().unwrap().contains("rejected"),
         "{body}"
     );
-    assert_eq!(capacity(&remediator).await, 3.0);
+    assert_eq!(remediator.active_capacity().await, 3.0);
 
     // A third, whose alert resolves before anyone decides: expired.
     remediator
@@ -212,7 +173,7 @@ async fn approve_reject_expire_and_survive_a_restart() {
         .find(|r| r["id"].as_i64() == Some(fourth))
         .unwrap();
     assert_eq!(fourth_run["state"], "succeeded", "{runs:#?}");
-    assert_eq!(capacity(&remediator).await, 2.0);
+    assert_eq!(remediator.active_capacity().await, 2.0);
     assert_eq!(decide(&remediator, fourth, "approve", ALICE).await.0, 409);
-    assert_eq!(capacity(&remediator).await, 2.0);
+    assert_eq!(remediator.active_capacity().await, 2.0);
 }

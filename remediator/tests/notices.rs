@@ -10,7 +10,7 @@ use koji_testkit::populate::add_host;
 use koji_testkit::smtp_sink::SmtpSink;
 use koji_testkit::{HostSpec, KojiVersion};
 use serde_json::Value;
-use support::{payload, Remediator, API_TOKEN};
+use support::{payload, Remediator};
 
 /// A webhook that answers 500 to the first request and 200 after, keeping every body.
 async fn chat_bridge() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -35,19 +35,6 @@ async fn chat_bridge() -> (String, Arc<Mutex<Vec<Value>>>) {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, received)
-}
-
-async fn escalations(remediator: &Remediator) -> Vec<Value> {
-    remediator
-        .client
-        .get(format!("{}/api/v1/escalations", remediator.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -145,7 +132,7 @@ params = {{ step = 1.0 }}
 
 async fn wait_for_notice(remediator: &Remediator, alertname: &str) -> String {
     for _ in 0..200 {
-        let list = escalations(remediator).await;
+        let list = remediator.escalations().await;
         let found = list
             .iter()
             .find(|e| e["labels"]["alertname"] == alertname && e["notice"].is_string());

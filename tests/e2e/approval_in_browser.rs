@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use fantoccini::Locator;
 use koji_e2e::browser::Browser;
 use koji_e2e::{
-    alert_active, free_port, start_alertmanager, start_prometheus, wait_for, workspace_binary,
-    Process,
+    alert_active, free_port, get_json, start_alertmanager, start_binary, start_prometheus, wait_for,
 };
 use koji_testkit::mounts::{age_tree, TestMount};
 use koji_testkit::smtp_sink::SmtpSink;
@@ -53,18 +52,13 @@ async fn shared_storage_full_is_mailed_then_approved_in_chromium_and_applied_onc
         ),
     )
     .unwrap();
-    let exporter = Process::start(
+    let exporter = start_binary(
         d,
         "koji-exporter",
-        &workspace_binary("koji-exporter"),
-        &[
-            "--config.file".into(),
-            d.join("exporter.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{exporter_port}"),
-            "--collector.disable-defaults".into(),
-            "--collector.filesystems".into(),
-        ],
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
+        &["--collector.disable-defaults", "--collector.filesystems"],
     );
     let journal = TestDb::empty("e2e_browser_journal").await.unwrap();
     let hub = TestDb::koji("e2e_browser_hub", KojiVersion::V1_33)
@@ -110,16 +104,13 @@ params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", r
         ),
     )
     .unwrap();
-    let remediator = Process::start(
+    let remediator = start_binary(
         d,
         "koji-remediator",
-        &workspace_binary("koji-remediator"),
-        &[
-            "--config.file".into(),
-            d.join("remediator.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{remediator_port}"),
-        ],
+        "koji-remediator",
+        "remediator.toml",
+        remediator_port,
+        &[],
     );
     let (alertmanager, am_port) = start_alertmanager(
         d,
@@ -324,15 +315,16 @@ params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", r
     assert!(!scratch.join("task_1002").exists());
     assert!(scratch.join("task_1003/result.rpm").exists());
     assert!(scratch.join("task_2001/result.rpm").exists());
-    let list: Vec<Value> = client
-        .get(format!("{base}/api/v1/escalations"))
-        .bearer_auth(API_TOKEN)
-        .send()
+    let list: Vec<Value> = serde_json::from_value(
+        get_json(
+            &client,
+            &format!("{base}/api/v1/escalations"),
+            Some(API_TOKEN),
+        )
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .unwrap(),
+    )
+    .unwrap();
     let entry = list.iter().find(|e| e["id"] == id).unwrap();
     assert_eq!(entry["state"], "succeeded", "{entry}");
     assert_eq!(entry["decided_by"], "alice", "{entry}");
@@ -340,15 +332,12 @@ params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", r
         entry["reason"],
         "scratch results older than a week; storage team agrees"
     );
-    let journal_runs: Vec<Value> = client
-        .get(format!("{base}/api/v1/journal"))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let journal_runs: Vec<Value> = serde_json::from_value(
+        get_json(&client, &format!("{base}/api/v1/journal"), Some(API_TOKEN))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     let applied = journal_runs
         .iter()
         .filter(|run| run["action"] == "clean_build_dirs" && run["state"] == "succeeded")

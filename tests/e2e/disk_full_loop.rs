@@ -11,8 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use koji_e2e::{
-    alert_active, free_port, start_alertmanager, start_prometheus, wait_for, workspace_binary,
-    Process,
+    alert_active, free_port, start_alertmanager, start_binary, start_prometheus, wait_for,
 };
 use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::populate::add_host;
@@ -101,19 +100,17 @@ async fn a_full_builder_disk_is_cleaned_by_its_agent() {
             m = mock.display()
         ),
     );
-    let exporter = Process::start(
+    let exporter = start_binary(
         d,
         "koji-exporter",
-        &workspace_binary("koji-exporter"),
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
         &[
-            "--config.file".into(),
-            d.join("exporter.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{exporter_port}"),
-            "--collector.disable-defaults".into(),
-            "--collector.filesystems".into(),
-            "--collector.builder_health".into(),
-            "--collector.builddirs".into(),
+            "--collector.disable-defaults",
+            "--collector.filesystems",
+            "--collector.builder_health",
+            "--collector.builddirs",
         ],
     );
 
@@ -130,17 +127,7 @@ async fn a_full_builder_disk_is_cleaned_by_its_agent() {
         &d.join("agent.toml"),
         &format!("[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n", d.join("forward.token").display()),
     );
-    let agent = Process::start(
-        d,
-        "agent",
-        &workspace_binary("koji-remediator"),
-        &[
-            "--config.file".into(),
-            d.join("agent.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{agent_port}"),
-        ],
-    );
+    let agent = start_binary(d, "agent", "koji-remediator", "agent.toml", agent_port, &[]);
     let hub = TestDb::koji("e2e_disk_hub", KojiVersion::V1_33)
         .await
         .unwrap();
@@ -178,16 +165,13 @@ actions = ["clean_build_dirs"]
             mock = mock.display(),
         ),
     );
-    let central = Process::start(
+    let central = start_binary(
         d,
         "central",
-        &workspace_binary("koji-remediator"),
-        &[
-            "--config.file".into(),
-            d.join("central.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{central_port}"),
-        ],
+        "koji-remediator",
+        "central.toml",
+        central_port,
+        &[],
     );
     let (alertmanager, am_port) = start_alertmanager(
         d,

@@ -7,9 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use koji_e2e::{
-    free_port, start_alertmanager, start_prometheus, wait_for, workspace_binary, Process,
-};
+use koji_e2e::{free_port, start_alertmanager, start_binary, start_prometheus, wait_for};
 use koji_testkit::mounts::TestMount;
 use koji_testkit::{KojiVersion, TestDb};
 use serde_json::Value;
@@ -50,18 +48,16 @@ async fn shared_storage_full_is_escalated_with_a_notice_and_nothing_deleted() {
         format!("[builder]\nhost_name = \"buildvm-x86-02.example.org\"\n[[filesystems.paths]]\npath = \"{}\"\nrole = \"shared\"\n", shared.display()),
     )
     .unwrap();
-    let exporter = Process::start(
+    let exporter = start_binary(
         d,
         "koji-exporter",
-        &workspace_binary("koji-exporter"),
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
         &[
-            "--config.file".into(),
-            d.join("exporter.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{exporter_port}"),
-            "--collector.disable-defaults".into(),
-            "--collector.filesystems".into(),
-            "--collector.builder_health".into(),
+            "--collector.disable-defaults",
+            "--collector.filesystems",
+            "--collector.builder_health",
         ],
     );
     let hub = TestDb::koji("e2e_shared_hub", KojiVersion::V1_33)
@@ -97,16 +93,13 @@ policy = "notify"
         ),
     )
     .unwrap();
-    let remediator = Process::start(
+    let remediator = start_binary(
         d,
         "koji-remediator",
-        &workspace_binary("koji-remediator"),
-        &[
-            "--config.file".into(),
-            d.join("remediator.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{remediator_port}"),
-        ],
+        "koji-remediator",
+        "remediator.toml",
+        remediator_port,
+        &[],
     );
     let (alertmanager, am_port) = start_alertmanager(
         d,

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use koji_e2e::rule_expressions::bool_form;
 use koji_e2e::{
-    alert_active, free_port, repo_root, start_alertmanager, start_prometheus, wait_for,
-    workspace_binary, Process,
+    alert_active, free_port, get_json, query_has_data, repo_root, start_alertmanager, start_binary,
+    start_prometheus, wait_for,
 };
 use koji_testkit::mounts::TestMount;
 use koji_testkit::populate::add_host;
@@ -22,14 +22,6 @@ use serde_json::Value;
 
 const WEBHOOK_TOKEN: &str = "e2e-webhook-token-0123456789abcdef";
 const API_TOKEN: &str = "e2e-api-token-fedcba9876543210xyz";
-
-async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
-    let mut request = client.get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    request.send().await.ok()?.json().await.ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_koji_connections_are_found_alerted_and_terminated() {
@@ -80,16 +72,13 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
         ),
     )
     .unwrap();
-    let exporter = Process::start(
+    let exporter = start_binary(
         d,
         "koji-exporter",
-        &workspace_binary("koji-exporter"),
-        &[
-            "--config.file".into(),
-            d.join("exporter.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{exporter_port}"),
-        ],
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
+        &[],
     );
 
     // koji-remediator with the example's rule, thresholds scaled down.
@@ -121,16 +110,13 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
         ),
     )
     .unwrap();
-    let remediator = Process::start(
+    let remediator = start_binary(
         d,
         "koji-remediator",
-        &workspace_binary("koji-remediator"),
-        &[
-            "--config.file".into(),
-            d.join("remediator.toml").display().to_string(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{remediator_port}"),
-        ],
+        "koji-remediator",
+        "remediator.toml",
+        remediator_port,
+        &[],
     );
 
     let (alertmanager, am_port) = start_alertmanager(
@@ -240,22 +226,11 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
 
     let queries = dashboard_queries();
     for expr in &queries {
-        let url = format!("{prom}/api/v1/query");
         wait_for(
             &format!("data for dashboard query {expr}"),
             Duration::from_secs(30),
             &all,
-            || async {
-                let response = client
-                    .get(&url)
-                    .query(&[("query", expr)])
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = response.json().await.ok()?;
-                let results = body["data"]["result"].as_array()?;
-                (!results.is_empty()).then_some(())
-            },
+            || query_has_data(&client, &prom, expr),
         )
         .await;
     }
@@ -281,22 +256,11 @@ params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
         .count();
     assert_eq!(alerts.len(), in_file, "{alerts:?}");
     for (name, expr) in &alerts {
-        let url = format!("{prom}/api/v1/query");
         wait_for(
             &format!("data for alert {name}: {expr}"),
             Duration::from_secs(30),
             &all,
-            || async {
-                let response = client
-                    .get(&url)
-                    .query(&[("query", expr)])
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = response.json().await.ok()?;
-                let results = body["data"]["result"].as_array()?;
-                (!results.is_empty()).then_some(())
-            },
+            || query_has_data(&client, &prom, expr),
         )
         .await;
     }

@@ -87,6 +87,56 @@ impl Drop for Process {
     }
 }
 
+/// Starts the workspace binary `binary` (`koji-exporter`, `koji-remediator`) with the
+/// configuration `<dir>/<config>`, listening on `127.0.0.1:<port>`, plus `flags`; its log is
+/// `<dir>/<log_name>.log`.
+pub fn start_binary(
+    dir: &Path,
+    log_name: &str,
+    binary: &str,
+    config: &str,
+    port: u16,
+    flags: &[&str],
+) -> Process {
+    let mut args = vec![
+        "--config.file".to_owned(),
+        dir.join(config).display().to_string(),
+        "--web.listen-address".to_owned(),
+        format!("127.0.0.1:{port}"),
+    ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    Process::start(dir, log_name, &workspace_binary(binary), &args)
+}
+
+/// GETs `url` (with a bearer token when given) and parses the JSON answer; `None` on any
+/// failure, for polling with [`wait_for`].
+pub async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> Option<serde_json::Value> {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
+/// `Some(())` when the instant query `expr` returns at least one series from the
+/// Prometheus at `prometheus`.
+pub async fn query_has_data(client: &reqwest::Client, prometheus: &str, expr: &str) -> Option<()> {
+    let body: serde_json::Value = client
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    (!body["data"]["result"].as_array()?.is_empty()).then_some(())
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `limit` with `logs`.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, logs: &[&Process], mut check: F) -> T
 where

@@ -164,6 +164,29 @@ impl Remediator {
         response.json::<Vec<Value>>().await.unwrap()
     }
 
+    /// The escalations API's list (waiting ones first).
+    pub async fn escalations(&self) -> Vec<Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/escalations", self.base))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json::<Vec<Value>>().await.unwrap()
+    }
+
+    /// The capacity of the only active host in the hub (Koji 1.16+ layout).
+    pub async fn active_capacity(&self) -> f64 {
+        self.hub
+            .client
+            .query_one("SELECT capacity FROM host_config WHERE active", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// The journal API's alert decisions, newest first.
     pub async fn alert_decisions(&self) -> Vec<Value> {
         let response = self
@@ -220,6 +243,31 @@ impl Remediator {
             count("action_runs").await,
         )
     }
+}
+
+/// On-call person alice's own token, in [`approve_lowering_rules`].
+pub const ALICE: &str = "alice-oncall-token-0123456789abcdef";
+
+/// On-call alice (token file written to `dir`) and a rule that lowers an overloaded
+/// builder's capacity only after approval (step 1, floor 2).
+pub fn approve_lowering_rules(dir: &Path) -> String {
+    std::fs::write(dir.join("alice.token"), ALICE).unwrap();
+    format!(
+        r#"
+[[oncall]]
+name = "alice"
+token_file = "{}"
+
+[[rule]]
+name = "overloaded-builder"
+alertname = "KojiBuilderOverloaded"
+action = "lower_capacity"
+policy = "approve"
+cooldown = "0s"
+params = {{ step = 1.0, floor = 2.0 }}
+"#,
+        dir.join("alice.token").display()
+    )
 }
 
 /// A captured Alertmanager payload from `tests/fixtures/alertmanager/`.
