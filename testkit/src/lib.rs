@@ -10,6 +10,7 @@
 //! The local server is `host=127.0.0.1 port=5432 user=postgres` unless
 //! `KOJI_TEST_PG_URL` says otherwise.
 
+pub mod certs;
 pub mod cluster;
 pub mod generate;
 pub mod mounts;
