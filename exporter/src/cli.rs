@@ -35,6 +35,10 @@ pub struct Cli {
     /// Address to listen on, overriding `web.listen_address`.
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     pub listen_address: Option<String>,
+    /// Web config file (TLS, mutual TLS), overriding `web.config_file`: the Prometheus
+    /// exporter toolkit's format.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -114,6 +118,9 @@ impl Cli {
     pub fn apply_overrides(&self, config: &mut Config) {
         if let Some(procfs) = &self.procfs {
             config.paths.procfs = procfs.clone();
+        }
+        if let Some(web_config) = &self.web_config_file {
+            config.web.config_file = Some(web_config.clone());
         }
     }
 

@@ -185,6 +185,9 @@ pub struct WebConfig {
     /// header lowers it further.
     #[serde(with = "humantime_serde")]
     pub scrape_timeout: Duration,
+    /// Web config file in the Prometheus exporter toolkit's format (`tls_server_config`,
+    /// as node_exporter's `--web.config.file`); without it, plain HTTP.
+    pub config_file: Option<PathBuf>,
 }
 
 /// `[database]`: the Koji hub's PostgreSQL.
@@ -214,6 +217,7 @@ impl Default for WebConfig {
         WebConfig {
             listen_address: DEFAULT_LISTEN_ADDRESS.into(),
             scrape_timeout: Duration::from_secs(10),
+            config_file: None,
         }
     }
 }

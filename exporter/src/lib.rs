@@ -55,14 +55,15 @@ pub fn scraper(
     Ok(Arc::new(Scraper::new(Arc::new(config), hub, collectors)))
 }
 
-/// Serves metrics on `listener` until `shutdown` completes.
+/// Serves metrics on `listener` (plain or TLS) until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     scraper: Arc<Scraper>,
+    transport: koji_tls::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = scraper.start_background_tasks();
-    let served = server::run(listener, scraper, shutdown).await;
+    let served = server::run(listener, scraper, transport, shutdown).await;
     background.into_iter().for_each(|task| task.abort());
     served
 }

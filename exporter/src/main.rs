@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let collectors = cli.enabled_collectors(&config);
     let listen_address = cli.listen_address(&config);
     let names: Vec<&str> = collectors.iter().map(|id| id.name()).collect();
+    let transport = koji_tls::Transport::from_web_config(config.web.config_file.as_deref())?;
     let scraper = koji_exporter::scraper(config, collectors.clone())?;
     if cli.check_config {
         println!("configuration ok; collectors: {}", names.join(", "));
@@ -26,10 +27,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen_address}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
+        scheme = transport.scheme(),
         collectors = %names.join(","),
         "koji-exporter listening"
     );
-    koji_exporter::run(listener, scraper, shutdown_signal()).await?;
+    koji_exporter::run(listener, scraper, transport, shutdown_signal()).await?;
     tracing::info!("koji-exporter stopped");
     Ok(())
 }

@@ -27,15 +27,15 @@ pub fn app(scraper: Arc<Scraper>) -> Router {
         .with_state(scraper)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains open requests.
+/// Serves `app` on `listener` (plain or TLS) until `shutdown` completes, then drains open
+/// requests.
 pub async fn run(
     listener: TcpListener,
     scraper: Arc<Scraper>,
+    transport: koji_tls::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(scraper))
-        .with_graceful_shutdown(shutdown)
-        .await
+    koji_tls::serve(listener, app(scraper), transport, shutdown).await
 }
 
 async fn metrics(State(scraper): State<Arc<Scraper>>, headers: HeaderMap) -> impl IntoResponse {

@@ -46,7 +46,7 @@ pub struct AgentResponse {
 #[derive(Debug, Clone)]
 pub struct AgentState {
     /// Token the central instance must present.
-    pub token: Arc<str>,
+    pub token: crate::token_file::TokenFile,
     /// Actions this agent may run.
     pub actions: Arc<Vec<ActionKind>>,
     /// What actions use here.
@@ -59,7 +59,7 @@ pub async fn run(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    crate::server::authorized(&headers, &state.token)?;
+    crate::server::authorized(&headers, &state.token.current())?;
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .map_err(|_| ApiError::too_large(1 << 20))?;

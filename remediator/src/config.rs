@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub api_token_file: Option<PathBuf>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Web config file in the Prometheus exporter toolkit's format (`tls_server_config`,
+    /// client certificates for agents); without it, plain HTTP.
+    pub web_config_file: Option<PathBuf>,
     /// How long an approval-page log-in lasts.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             api_token_file: None,
             max_body_bytes: 1 << 20,
             session_lifetime: Duration::from_secs(8 * 3600),
+            web_config_file: None,
         }
     }
 }
@@ -250,6 +254,22 @@ pub struct ForwardingConfig {
     /// Pause between tries.
     #[serde(default = "default_retry_delay", with = "humantime_serde")]
     pub retry_delay: Duration,
+    /// Mutual TLS with the agents (`https://` agent URLs).
+    #[serde(default)]
+    pub tls: Option<ForwardingTls>,
+}
+
+/// `[forwarding.tls]`: the CA agents' certificates must chain to (each is checked against
+/// the host name forwarded to) and this instance's own client certificate.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingTls {
+    /// CA certificates (PEM) that sign the agents' certificates.
+    pub ca_file: PathBuf,
+    /// This instance's client certificate (PEM), presented to agents.
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_host_label() -> String {
@@ -467,6 +487,29 @@ impl Config {
                 return Err(invalid(
                     "forwarding.attempts".into(),
                     "must be at least 1".into(),
+                ));
+            }
+            if let Some(tls) = &forwarding.tls {
+                if tls.cert_file.is_some() != tls.key_file.is_some() {
+                    return Err(invalid(
+                        "forwarding.tls.key_file".into(),
+                        "cert_file and key_file go together".into(),
+                    ));
+                }
+                let identity = tls.cert_file.as_deref().zip(tls.key_file.as_deref());
+                if let Err(error) = koji_tls::client_config::build(&tls.ca_file, identity) {
+                    return Err(invalid("forwarding.tls".into(), error.to_string()));
+                }
+            }
+            let plain = forwarding
+                .agents
+                .values()
+                .chain(&forwarding.url_template)
+                .any(|url| url.starts_with("http://"));
+            if forwarding.tls.is_some() && plain {
+                return Err(invalid(
+                    "forwarding.agents".into(),
+                    "with [forwarding.tls], agent URLs must be https://".into(),
                 ));
             }
         }

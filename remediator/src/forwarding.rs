@@ -15,17 +15,21 @@ use crate::config::ForwardingConfig;
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     config: Arc<ForwardingConfig>,
-    token: Arc<str>,
+    token: crate::token_file::TokenFile,
     client: reqwest::Client,
 }
 
 impl Forwarder {
     /// A forwarder for `config`, presenting `token`.
-    pub fn new(config: ForwardingConfig, token: Arc<str>) -> Forwarder {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .expect("an HTTP client with a timeout");
+    pub fn new(config: ForwardingConfig, token: crate::token_file::TokenFile) -> Forwarder {
+        let mut builder = reqwest::Client::builder().timeout(config.timeout);
+        if let Some(tls) = &config.tls {
+            let identity = tls.cert_file.as_deref().zip(tls.key_file.as_deref());
+            let rustls = koji_tls::client_config::build(&tls.ca_file, identity)
+                .expect("checked when the configuration was loaded");
+            builder = builder.use_preconfigured_tls(rustls).https_only(true);
+        }
+        let client = builder.build().expect("an HTTP client with a timeout");
         Forwarder {
             config: Arc::new(config),
             token,
@@ -93,7 +97,7 @@ impl Forwarder {
         let response = self
             .client
             .post(url)
-            .bearer_auth(&*self.token)
+            .bearer_auth(&*self.token.current())
             .json(request)
             .send()
             .await

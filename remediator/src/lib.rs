@@ -20,6 +20,7 @@ pub mod agent;
 pub mod alertmanager;
 pub mod api_error;
 pub mod approval_page;
+pub mod auth_limit;
 pub mod config;
 pub mod database;
 pub mod escalations_cli;
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod runbook;
 pub mod server;
 pub mod silences;
+pub mod token_file;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,17 +47,10 @@ use crate::forwarding::Forwarder;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::server::AppState;
+use crate::token_file::TokenFile;
 
-fn read_token(path: &Path, key: &str) -> anyhow::Result<Arc<str>> {
-    let token = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {key} {}", path.display()))?;
-    let token = token.trim();
-    anyhow::ensure!(
-        token.len() >= 16,
-        "{key} {} holds a token shorter than 16 characters",
-        path.display()
-    );
-    Ok(Arc::from(token))
+fn read_token(path: &Path, key: &str) -> anyhow::Result<TokenFile> {
+    TokenFile::open(path, key)
 }
 
 /// What one remediator process serves: the webhook and API (central), the agent endpoint,
@@ -66,6 +61,8 @@ pub struct App {
     pub central: Option<AppState>,
     /// The endpoint for forwarded runs.
     pub agent: Option<AgentState>,
+    /// Own metrics, shared by both.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the application: reads the tokens, connects the pools, migrates the journal and
@@ -75,7 +72,8 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         Some(hub) => Some(database::pool(&hub.database, "hub.url", HUB_URL_ENV, 4)?),
         None => None,
     };
-    let mut tokens: Vec<Arc<str>> = Vec::new();
+    let mut tokens: Vec<TokenFile> = Vec::new();
+    let metrics = Arc::new(Metrics::default());
     let forwarder = match &config.forwarding {
         Some(forwarding) => {
             let token = read_token(&forwarding.token_file, "forwarding.token_file")?;
@@ -106,24 +104,37 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         None => None,
     };
     let central = match &config.journal {
-        Some(journal_config) => {
-            Some(start_central(&config, journal_config, context, &mut tokens).await?)
-        }
+        Some(journal_config) => Some(
+            start_central(
+                &config,
+                journal_config,
+                context,
+                &mut tokens,
+                metrics.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
-    let distinct: std::collections::HashSet<&str> = tokens.iter().map(|t| &**t).collect();
+    let current: Vec<Arc<str>> = tokens.iter().map(TokenFile::current).collect();
+    let distinct: std::collections::HashSet<&str> = current.iter().map(|t| &**t).collect();
     anyhow::ensure!(
         distinct.len() == tokens.len(),
         "the webhook, API, agent and forwarding tokens must all differ: one must never unlock another's door"
     );
-    Ok(App { central, agent })
+    Ok(App {
+        central,
+        agent,
+        metrics,
+    })
 }
 
 async fn start_central(
     config: &Config,
     journal_config: &config::DatabaseConfig,
     context: ActionContext,
-    tokens: &mut Vec<Arc<str>>,
+    tokens: &mut Vec<TokenFile>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<AppState> {
     let webhook_token = read_token(
         config
@@ -161,7 +172,6 @@ async fn start_central(
         .context("cannot migrate the journal schema")?;
     let session_lifetime = config.server.session_lifetime;
     let config = Arc::new(config.clone());
-    let metrics = Arc::new(Metrics::default());
     let executor = Executor::new(
         config.clone(),
         journal.clone(),

@@ -28,6 +28,10 @@ struct Cli {
     /// Address to listen on, overriding `server.listen_address`.
     #[arg(long = "web.listen-address", value_name = "ADDR")]
     listen_address: Option<String>,
+    /// Web config file (TLS, mutual TLS for agents), overriding `server.web_config_file`:
+    /// the Prometheus exporter toolkit's format.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
     /// Validate the configuration and exit.
     #[arg(long = "check-config")]
     check_config: bool,
@@ -113,6 +117,10 @@ async fn main() -> anyhow::Result<()> {
         .config_file
         .context("--config.file is required to serve (or give a subcommand)")?;
     let config = Config::load(&config_file)?;
+    let web_config = cli
+        .web_config_file
+        .or_else(|| config.server.web_config_file.clone());
+    let transport = koji_tls::Transport::from_web_config(web_config.as_deref())?;
     if cli.check_config {
         println!(
             "configuration ok: {} rule(s): {}",
@@ -138,9 +146,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    tracing::info!(address = %listener.local_addr()?, "koji-remediator listening");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        scheme = transport.scheme(),
+        "koji-remediator listening"
+    );
     let executor = app.central.as_ref().map(|central| central.executor.clone());
-    koji_remediator::server::run(listener, app, shutdown_signal()).await?;
+    koji_remediator::server::run(listener, app, transport, shutdown_signal()).await?;
     // Requests are drained; let runs in flight finish their apply and verify.
     if let Some(executor) = executor {
         if !executor.drain(std::time::Duration::from_secs(30)).await {

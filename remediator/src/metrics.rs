@@ -33,6 +33,13 @@ pub struct ActionLabels {
     pub action: String,
 }
 
+/// Labels of `koji_remediator_auth_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `webhook`, `api`, `agent`, `approval_page` or `other`.
+    pub endpoint: String,
+}
+
 /// Labels of `koji_remediator_silence_requests_total`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct SilenceLabels {
@@ -59,6 +66,10 @@ pub struct Metrics {
     pub paused: Gauge,
     /// Requests to Alertmanager's silence API.
     pub silence_requests: Family<SilenceLabels, Counter>,
+    /// Requests answered 401, by endpoint.
+    pub auth_failures: Family<EndpointLabels, Counter>,
+    /// Requests refused because their peer failed too often.
+    pub auth_rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -103,9 +114,23 @@ impl Default for Metrics {
             "Requests to Alertmanager to silence an alert while its fix runs, and to remove the silence.",
             silence_requests.clone(),
         );
+        let auth_failures = Family::<EndpointLabels, Counter>::default();
+        registry.register(
+            "koji_remediator_auth_failures",
+            "Requests refused for a missing or wrong token or log-in, by endpoint.",
+            auth_failures.clone(),
+        );
+        let auth_rate_limited = Counter::default();
+        registry.register(
+            "koji_remediator_auth_rate_limited",
+            "Requests refused with 429 because their address failed authentication too often.",
+            auth_rate_limited.clone(),
+        );
         Metrics {
             registry,
             silence_requests,
+            auth_failures,
+            auth_rate_limited,
             alerts_received,
             actions,
             action_duration,

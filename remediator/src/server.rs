@@ -21,6 +21,7 @@ use crate::executor::Executor;
 use crate::journal::Journal;
 use crate::metrics::{AlertLabels, Metrics};
 use crate::runbook;
+use crate::token_file::TokenFile;
 use crate::App;
 
 /// Everything the handlers share.
@@ -35,11 +36,11 @@ pub struct AppState {
     /// Own metrics.
     pub metrics: Arc<Metrics>,
     /// Alertmanager's bearer token.
-    pub webhook_token: Arc<str>,
+    pub webhook_token: TokenFile,
     /// On-call's bearer token for the API.
-    pub api_token: Arc<str>,
+    pub api_token: TokenFile,
     /// On-call people and their tokens, for decisions on escalations.
-    pub oncall: Arc<Vec<(String, Arc<str>)>>,
+    pub oncall: Arc<Vec<(String, TokenFile)>>,
     /// Log-in sessions of the approval page.
     pub sessions: Arc<crate::approval_page::sessions::Sessions>,
 }
@@ -54,14 +55,18 @@ pub fn central(state: AppState) -> Router {
         .route("/api/v1/escalations", get(escalations))
         .route("/api/v1/escalations/{id}/approve", post(approve))
         .route("/api/v1/escalations/{id}/reject", post(reject))
-        .route("/metrics", get(metrics))
         .merge(crate::approval_page::routes())
         .with_state(state)
 }
 
 /// Everything this process serves, for tests to drive directly or serve.
 pub fn app(app: App) -> Router {
-    let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(metrics).with_state((app.metrics.clone(), app.central.clone())),
+        );
     if let Some(state) = app.central {
         router = router.merge(central(state));
     }
@@ -72,18 +77,24 @@ pub fn app(app: App) -> Router {
                 .with_state(agent),
         );
     }
-    router
+    let limiter = crate::auth_limit::AuthLimiter::new(
+        app.metrics.auth_failures.clone(),
+        app.metrics.auth_rate_limited.clone(),
+    );
+    router.layer(axum::middleware::from_fn_with_state(
+        limiter,
+        crate::auth_limit::guard,
+    ))
 }
 
-/// Serves until `shutdown` completes.
+/// Serves (plain or TLS) until `shutdown` completes, then drains requests in flight.
 pub async fn run(
     listener: TcpListener,
     app_state: App,
+    transport: koji_tls::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(app_state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    koji_tls::serve(listener, app(app_state), transport, shutdown).await
 }
 
 /// Checks `Authorization: Bearer TOKEN` in constant time.
@@ -114,7 +125,7 @@ async fn webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.webhook_token)?;
+    authorized(&headers, &state.webhook_token.current())?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -183,7 +194,7 @@ async fn journal(
     headers: HeaderMap,
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token)?;
+    authorized(&headers, &state.api_token.current())?;
     let entries = state.journal.recent(query.limit()).await;
     Ok(Json(entries.map_err(journal_read_error)?))
 }
@@ -193,7 +204,7 @@ async fn journal_alerts(
     headers: HeaderMap,
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token)?;
+    authorized(&headers, &state.api_token.current())?;
     let entries = state.journal.recent_alerts(query.limit()).await;
     Ok(Json(entries.map_err(journal_read_error)?))
 }
@@ -224,7 +235,10 @@ fn oncall_person(headers: &HeaderMap, state: &AppState) -> Result<String, ApiErr
         .iter()
         .find(|(_, token)| {
             !presented.is_empty()
-                && constant_time_eq::constant_time_eq(presented.as_bytes(), token.as_bytes())
+                && constant_time_eq::constant_time_eq(
+                    presented.as_bytes(),
+                    token.current().as_bytes(),
+                )
         })
         .map(|(name, _)| name.clone())
         .ok_or_else(ApiError::unauthorized)
@@ -234,7 +248,7 @@ async fn escalations(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if authorized(&headers, &state.api_token).is_err() {
+    if authorized(&headers, &state.api_token.current()).is_err() {
         oncall_person(&headers, &state)?;
     }
     let list = state
@@ -335,7 +349,7 @@ async fn get_pause(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token)?;
+    authorized(&headers, &state.api_token.current())?;
     let paused = effective_pause(&state).await?;
     Ok(Json(json!({ "paused": paused })))
 }
@@ -345,7 +359,7 @@ async fn set_pause(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token)?;
+    authorized(&headers, &state.api_token.current())?;
     let bytes = read_body(body, 4096).await?;
     let request: PauseRequest = serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?;
@@ -368,16 +382,20 @@ async fn effective_pause(state: &AppState) -> Result<bool, ApiError> {
     Ok(stored.unwrap_or(state.config.guards.paused))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(
+    State((metrics, central)): State<(Arc<Metrics>, Option<AppState>)>,
+) -> impl IntoResponse {
     // The journal's figures are read at scrape time; if it is down they keep their last value.
-    if let Ok(pending) = state.journal.pending_escalations().await {
-        state.metrics.escalations_pending.set(pending);
-    }
-    if let Ok(paused) = effective_pause(&state).await {
-        state.metrics.paused.set(i64::from(paused));
+    if let Some(state) = &central {
+        if let Ok(pending) = state.journal.pending_escalations().await {
+            metrics.escalations_pending.set(pending);
+        }
+        if let Ok(paused) = effective_pause(state).await {
+            metrics.paused.set(i64::from(paused));
+        }
     }
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.metrics.registry) {
+    match prometheus_client::encoding::text::encode(&mut body, &metrics.registry) {
         Ok(()) => (
             StatusCode::OK,
             [(

@@ -29,9 +29,14 @@ async fn start_agent(dir: &Path, host: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        koji_remediator::server::run(listener, app, std::future::pending())
-            .await
-            .unwrap();
+        koji_remediator::server::run(
+            listener,
+            app,
+            koji_tls::Transport::Plain,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
     });
     base
 }

@@ -58,9 +58,7 @@ async fn mutual_tls_accepts_only_the_ca_and_the_allowed_name() {
     let foreign = other_ca.issue("foreign", &["central.example.org"]);
     let url = start(
         d,
-        &format!(
-            "tls_server_config:\n  cert_file: agent.crt\n  key_file: agent.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: koji-ca.crt\n  client_allowed_sans: [central.example.org]\n"
-        ),
+        "tls_server_config:\n  cert_file: agent.crt\n  key_file: agent.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: koji-ca.crt\n  client_allowed_sans: [central.example.org]\n",
     )
     .await;
 

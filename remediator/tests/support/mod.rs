@@ -92,9 +92,14 @@ impl Remediator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
-            koji_remediator::server::run(listener, state, std::future::pending())
-                .await
-                .unwrap();
+            koji_remediator::server::run(
+                listener,
+                state,
+                koji_tls::Transport::Plain,
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
         });
         Remediator {
             base,
@@ -118,9 +123,14 @@ impl Remediator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
         self.server = tokio::spawn(async move {
-            koji_remediator::server::run(listener, app, std::future::pending())
-                .await
-                .unwrap();
+            koji_remediator::server::run(
+                listener,
+                app,
+                koji_tls::Transport::Plain,
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
         });
     }
 
