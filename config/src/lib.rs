@@ -2,6 +2,8 @@
 //! TOML, an unknown key or a wrong type, and a well-formed but unusable value each give an
 //! error that names the file and the key, so a typo never falls back to a default.
 
+pub mod error_chain;
+
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;

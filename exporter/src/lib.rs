@@ -5,7 +5,6 @@
 //! - [`cli`]: command-line flags and how they combine with the configuration file.
 //! - [`config`]: the TOML configuration, parsed strictly, and its embedded default.
 //! - [`collectors`]: the collector table and one module per collector.
-//! - [`error_chain`]: error messages with their causes, for logs.
 //! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
 //! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
 //! - [`statfs_probe`]: `statvfs` off the runtime with a timeout, safe on hung mounts.
@@ -20,7 +19,6 @@ pub mod builder_identity;
 pub mod cli;
 pub mod collectors;
 pub mod config;
-pub mod error_chain;
 pub mod hub_database;
 pub mod logging;
 pub mod metric_families;

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use crate::collectors::{CollectContext, CollectError, CollectorId, CollectorState};
 use crate::config::Config;
-use crate::error_chain::error_chain;
 use crate::hub_database::HubDatabase;
 use crate::metric_families::{Families, Gauges, Infos};
+use koji_config::error_chain::error_chain;
 
 /// Label set of the per-collector self metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

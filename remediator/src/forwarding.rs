@@ -101,7 +101,7 @@ impl Forwarder {
             .json(request)
             .send()
             .await
-            .map_err(|error| (true, error.to_string()))?;
+            .map_err(|error| (true, koji_config::error_chain::error_chain(&error)))?;
         let status = response.status();
         if status.is_server_error() {
             return Err((true, format!("agent answered {status}")));

@@ -7,74 +7,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use koji_remediator::config::Config;
 use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::KojiVersion;
 use serde_json::json;
-use support::{payload, Remediator};
-
-const HOST: &str = "buildvm-x86-01.example.org";
-const FORWARD_TOKEN: &str = "forwarding-token-for-tests-abcdef";
-
-/// Starts an agent-only instance (no journal, no hub, no runbook); returns its base URL.
-async fn start_agent(dir: &Path) -> String {
-    std::fs::write(dir.join("agent.token"), FORWARD_TOKEN).unwrap();
-    let text = format!(
-        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n",
-        dir.join("agent.token").display()
-    );
-    let config = Config::parse(&text, Path::new("agent.toml")).expect("agent config");
-    let app = koji_remediator::start(config).await.expect("agent starts");
-    assert!(app.central.is_none() && app.agent.is_some());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        koji_remediator::server::run(
-            listener,
-            app,
-            koji_tls::Transport::Plain,
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-    });
-    base
-}
-
-/// Service scripts on the "builder": kojid runs; stop and start are recorded.
-fn service_scripts(dir: &Path) -> String {
-    let state = dir.join("svc-state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(state.join("kojid"), "").unwrap();
-    let log = dir.join("svc-calls.log");
-    for (name, body) in [
-        ("is-active", format!("test -e {}/\"$1\"", state.display())),
-        (
-            "stop",
-            format!(
-                "echo \"stop $1\" >> {}; rm -f {}/\"$1\"",
-                log.display(),
-                state.display()
-            ),
-        ),
-        (
-            "start",
-            format!(
-                "echo \"start $1\" >> {}; touch {}/\"$1\"",
-                log.display(),
-                state.display()
-            ),
-        ),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        run(&["chmod", "+x", path.to_str().unwrap()]);
-    }
-    let d = dir.display();
-    format!(
-        r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#
-    )
-}
+use support::{payload, service_scripts, start_agent, Remediator, FORWARD_TOKEN, HOST};
 
 fn central_rules(dir: &Path, root: &Path, agent: &str) -> String {
     std::fs::write(dir.join("forward.token"), FORWARD_TOKEN).unwrap();
@@ -144,7 +80,7 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
     ]);
     std::fs::create_dir_all(root.join("f40-build-2-1")).unwrap();
 
-    let agent = start_agent(&dir.path().join("agent-dir").tap_mkdir()).await;
+    let agent = start_agent(&dir.path().join("agent-dir").tap_mkdir(), None).await;
     let central = Remediator::start(
         KojiVersion::V1_33,
         &central_rules(dir.path(), &root, &agent),
@@ -214,7 +150,7 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
 #[tokio::test]
 async fn the_agent_rejects_wrong_tokens_and_actions_it_does_not_run() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = start_agent(dir.path()).await;
+    let agent = start_agent(dir.path(), None).await;
     let client = reqwest::Client::new();
     let url = format!("{agent}/api/v1/agent/run");
     let request = json!({

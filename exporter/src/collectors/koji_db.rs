@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use prometheus_client::encoding::EncodeLabelSet;
 
 use super::{CollectContext, CollectError};
-use crate::error_chain::error_chain;
 use crate::metric_families::{Families, Gauges, Infos};
+use koji_config::error_chain::error_chain;
 
 /// Label set of `koji_hub_schema_info`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

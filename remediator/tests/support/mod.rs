@@ -8,11 +8,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use koji_remediator::config::Config;
+use koji_testkit::mounts::run;
 use koji_testkit::{KojiVersion, TestDb};
 use serde_json::Value;
 
 pub const WEBHOOK_TOKEN: &str = "webhook-token-for-tests-0123456789";
 pub const API_TOKEN: &str = "api-token-for-tests-9876543210abcdef";
+/// The token between central instances and agents.
+pub const FORWARD_TOKEN: &str = "forwarding-token-for-tests-abcdef";
+/// The builder agents in tests run on.
+pub const HOST: &str = "buildvm-x86-01.example.org";
 
 /// A running remediator.
 pub struct Remediator {
@@ -311,4 +316,65 @@ pub fn payload(
     alert["startsAt"] = Value::String(starts_at.into());
     payload["commonLabels"] = Value::Object(map);
     payload.to_string()
+}
+
+/// Starts an agent-only instance for [`HOST`] (no journal, no hub, no runbook), on TLS when
+/// `web_config` is given; returns its base URL.
+pub async fn start_agent(dir: &Path, web_config: Option<&Path>) -> String {
+    std::fs::write(dir.join("agent.token"), FORWARD_TOKEN).unwrap();
+    let text = format!(
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n",
+        dir.join("agent.token").display()
+    );
+    let config = Config::parse(&text, Path::new("agent.toml")).expect("agent config");
+    let app = koji_remediator::start(config).await.expect("agent starts");
+    assert!(app.central.is_none() && app.agent.is_some());
+    let transport = koji_tls::Transport::from_web_config(web_config).expect("web config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "{}://localhost:{}",
+        transport.scheme(),
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move {
+        koji_remediator::server::run(listener, app, transport, std::future::pending())
+            .await
+            .unwrap();
+    });
+    base
+}
+
+/// Service scripts on the "builder": kojid runs; stop and start are recorded.
+pub fn service_scripts(dir: &Path) -> String {
+    let state = dir.join("svc-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("kojid"), "").unwrap();
+    let log = dir.join("svc-calls.log");
+    for (name, body) in [
+        ("is-active", format!("test -e {}/\"$1\"", state.display())),
+        (
+            "stop",
+            format!(
+                "echo \"stop $1\" >> {}; rm -f {}/\"$1\"",
+                log.display(),
+                state.display()
+            ),
+        ),
+        (
+            "start",
+            format!(
+                "echo \"start $1\" >> {}; touch {}/\"$1\"",
+                log.display(),
+                state.display()
+            ),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        run(&["chmod", "+x", path.to_str().unwrap()]);
+    }
+    let d = dir.display();
+    format!(
+        r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#
+    )
 }

@@ -1,4 +1,5 @@
-//! One-line error messages that keep the causes libraries hide in `source()`.
+//! One-line error messages that keep the causes libraries hide in `source()` (the server's
+//! message in a tokio-postgres error, the certificate problem in a reqwest error).
 
 /// Formats an error with its whole `source()` chain, since tokio-postgres puts the server's
 /// message (the part on-call needs) in the source, not in the top-level text.
