@@ -181,13 +181,24 @@ pub fn repo_root() -> PathBuf {
 /// Starts Alertmanager routing every alert, without delay, to `webhook_url` with the bearer
 /// token in `token_file`; returns it and its port.
 pub fn start_alertmanager(dir: &Path, webhook_url: &str, token_file: &Path) -> (Process, u16) {
+    start_alertmanager_with(dir, webhook_url, token_file, "")
+}
+
+/// [`start_alertmanager`] with extra `http_config` lines for the webhook (each starting
+/// with ten spaces), e.g. a `tls_config` for an `https://` webhook.
+pub fn start_alertmanager_with(
+    dir: &Path,
+    webhook_url: &str,
+    token_file: &Path,
+    http_config_extra: &str,
+) -> (Process, u16) {
     let port = free_port();
     let config = dir.join("alertmanager.yml");
     std::fs::write(
         &config,
         format!(
             "route:\n  receiver: remediator\n  group_by: ['alertname', 'instance', 'host', 'mountpoint']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: remediator\n    webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            credentials_file: {}\n",
+             receivers:\n  - name: remediator\n    webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n        http_config:\n          authorization:\n            type: Bearer\n            credentials_file: {}\n{http_config_extra}",
             token_file.display()
         ),
     )
@@ -215,13 +226,24 @@ pub fn start_prometheus(
     targets: &[(&str, u16)],
     alertmanager_port: u16,
 ) -> (Process, String) {
+    start_prometheus_with(dir, targets, alertmanager_port, "")
+}
+
+/// [`start_prometheus`] with extra lines in every scrape job (each starting with four
+/// spaces), e.g. `scheme: https` and a `tls_config`.
+pub fn start_prometheus_with(
+    dir: &Path,
+    targets: &[(&str, u16)],
+    alertmanager_port: u16,
+    job_extra: &str,
+) -> (Process, String) {
     let port = free_port();
     let rules = dir.join("koji.rules.yml");
     std::fs::write(&rules, fast_rules(&repo_root(), "2s")).unwrap();
     let jobs: String = targets
         .iter()
         .map(|(job, target)| {
-            format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n")
+            format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n{job_extra}")
         })
         .collect();
     let config = dir.join("prometheus.yml");
