@@ -496,10 +496,6 @@ impl Config {
                         "cert_file and key_file go together".into(),
                     ));
                 }
-                let identity = tls.cert_file.as_deref().zip(tls.key_file.as_deref());
-                if let Err(error) = koji_tls::client_config::build(&tls.ca_file, identity) {
-                    return Err(invalid("forwarding.tls".into(), error.to_string()));
-                }
             }
             let plain = forwarding
                 .agents

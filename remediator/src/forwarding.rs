@@ -20,21 +20,24 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A forwarder for `config`, presenting `token`.
-    pub fn new(config: ForwardingConfig, token: crate::token_file::TokenFile) -> Forwarder {
+    /// A forwarder for `config`, presenting `token`; reads the TLS files of
+    /// `[forwarding.tls]`.
+    pub fn new(
+        config: ForwardingConfig,
+        token: crate::token_file::TokenFile,
+    ) -> Result<Forwarder, koji_tls::TlsError> {
         let mut builder = reqwest::Client::builder().timeout(config.timeout);
         if let Some(tls) = &config.tls {
             let identity = tls.cert_file.as_deref().zip(tls.key_file.as_deref());
-            let rustls = koji_tls::client_config::build(&tls.ca_file, identity)
-                .expect("checked when the configuration was loaded");
+            let rustls = koji_tls::client_config::build(&tls.ca_file, identity)?;
             builder = builder.use_preconfigured_tls(rustls).https_only(true);
         }
         let client = builder.build().expect("an HTTP client with a timeout");
-        Forwarder {
+        Ok(Forwarder {
             config: Arc::new(config),
             token,
             client,
-        }
+        })
     }
 
     /// Whether runs of `action` go to an agent.

@@ -34,7 +34,6 @@ pub mod server;
 pub mod silences;
 pub mod token_file;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -49,8 +48,78 @@ use crate::metrics::Metrics;
 use crate::server::AppState;
 use crate::token_file::TokenFile;
 
-fn read_token(path: &Path, key: &str) -> anyhow::Result<TokenFile> {
-    TokenFile::open(path, key)
+/// Every credential file the configuration names, read and checked: the tokens (each at
+/// least 16 characters, all different, so one never unlocks another's door) and the
+/// forwarding client's TLS files. `start` and `--check-config` both go through here.
+pub struct Credentials {
+    /// Alertmanager's token (central).
+    pub webhook: Option<TokenFile>,
+    /// On-call's shared API token (central).
+    pub api: Option<TokenFile>,
+    /// Personal on-call tokens.
+    pub oncall: Vec<(String, TokenFile)>,
+    /// The token agents accept.
+    pub agent: Option<TokenFile>,
+    /// Forwards runs to agents with its token and TLS client.
+    pub forwarder: Option<Forwarder>,
+}
+
+impl Credentials {
+    /// Reads them all.
+    pub fn load(config: &Config) -> anyhow::Result<Credentials> {
+        let central = config.journal.is_some();
+        let server_token =
+            |file: &Option<std::path::PathBuf>, key: &str| -> anyhow::Result<Option<TokenFile>> {
+                if !central {
+                    return Ok(None);
+                }
+                let path = file.as_deref().with_context(|| key.to_owned())?;
+                Ok(Some(TokenFile::open(path, key)?))
+            };
+        let webhook = server_token(
+            &config.server.webhook_token_file,
+            "server.webhook_token_file",
+        )?;
+        let api = server_token(&config.server.api_token_file, "server.api_token_file")?;
+        let mut oncall = Vec::new();
+        for person in config.oncall.iter().filter(|_| central) {
+            oncall.push((
+                person.name.clone(),
+                TokenFile::open(&person.token_file, "oncall.token_file")?,
+            ));
+        }
+        let agent = match &config.agent {
+            Some(agent) => Some(TokenFile::open(&agent.token_file, "agent.token_file")?),
+            None => None,
+        };
+        let (forwarding_token, forwarder) = match &config.forwarding {
+            Some(forwarding) => {
+                let token = TokenFile::open(&forwarding.token_file, "forwarding.token_file")?;
+                let forwarder =
+                    Forwarder::new(forwarding.clone(), token.clone()).context("forwarding.tls")?;
+                (Some(token), Some(forwarder))
+            }
+            None => (None, None),
+        };
+        let all: Vec<Arc<str>> = [&webhook, &api, &agent, &forwarding_token]
+            .into_iter()
+            .flatten()
+            .chain(oncall.iter().map(|(_, token)| token))
+            .map(TokenFile::current)
+            .collect();
+        let distinct: std::collections::HashSet<&str> = all.iter().map(|t| &**t).collect();
+        anyhow::ensure!(
+            distinct.len() == all.len(),
+            "the webhook, API, on-call, agent and forwarding tokens must all differ: one must never unlock another's door"
+        );
+        Ok(Credentials {
+            webhook,
+            api,
+            oncall,
+            agent,
+            forwarder,
+        })
+    }
 }
 
 /// What one remediator process serves: the webhook and API (central), the agent endpoint,
@@ -72,18 +141,10 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         Some(hub) => Some(database::pool(&hub.database, "hub.url", HUB_URL_ENV, 4)?),
         None => None,
     };
-    let mut tokens: Vec<TokenFile> = Vec::new();
+    let credentials = Credentials::load(&config)?;
     let metrics = Arc::new(Metrics::default());
-    let forwarder = match &config.forwarding {
-        Some(forwarding) => {
-            let token = read_token(&forwarding.token_file, "forwarding.token_file")?;
-            tokens.push(token.clone());
-            Some(Forwarder::new(forwarding.clone(), token))
-        }
-        None => None,
-    };
     let context = ActionContext {
-        forwarder,
+        forwarder: credentials.forwarder.clone(),
         hub,
         koji_user: config
             .hub
@@ -91,17 +152,13 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
         local_host: config.agent.as_ref().map(|agent| agent.host_name.clone()),
     };
-    let agent = match &config.agent {
-        Some(agent) => {
-            let token = read_token(&agent.token_file, "agent.token_file")?;
-            tokens.push(token.clone());
-            Some(AgentState {
-                token,
-                actions: Arc::new(agent.actions.clone()),
-                context: context.clone(),
-            })
-        }
-        None => None,
+    let agent = match (&config.agent, &credentials.agent) {
+        (Some(agent), Some(token)) => Some(AgentState {
+            token: token.clone(),
+            actions: Arc::new(agent.actions.clone()),
+            context: context.clone(),
+        }),
+        _ => None,
     };
     let central = match &config.journal {
         Some(journal_config) => Some(
@@ -109,19 +166,13 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
                 &config,
                 journal_config,
                 context,
-                &mut tokens,
+                credentials,
                 metrics.clone(),
             )
             .await?,
         ),
         None => None,
     };
-    let current: Vec<Arc<str>> = tokens.iter().map(TokenFile::current).collect();
-    let distinct: std::collections::HashSet<&str> = current.iter().map(|t| &**t).collect();
-    anyhow::ensure!(
-        distinct.len() == tokens.len(),
-        "the webhook, API, agent and forwarding tokens must all differ: one must never unlock another's door"
-    );
     Ok(App {
         central,
         agent,
@@ -133,32 +184,15 @@ async fn start_central(
     config: &Config,
     journal_config: &config::DatabaseConfig,
     context: ActionContext,
-    tokens: &mut Vec<TokenFile>,
+    credentials: Credentials,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<AppState> {
-    let webhook_token = read_token(
-        config
-            .server
-            .webhook_token_file
-            .as_deref()
-            .context("server.webhook_token_file")?,
-        "server.webhook_token_file",
-    )?;
-    let api_token = read_token(
-        config
-            .server
-            .api_token_file
-            .as_deref()
-            .context("server.api_token_file")?,
-        "server.api_token_file",
-    )?;
-    tokens.extend([webhook_token.clone(), api_token.clone()]);
-    let mut oncall = Vec::new();
-    for person in &config.oncall {
-        let token = read_token(&person.token_file, "oncall.token_file")?;
-        tokens.push(token.clone());
-        oncall.push((person.name.clone(), token));
-    }
+    let (Some(webhook_token), Some(api_token)) = (credentials.webhook, credentials.api) else {
+        anyhow::bail!(
+            "server.webhook_token_file and server.api_token_file are required with [journal]"
+        );
+    };
+    let oncall = credentials.oncall;
     let forwarder = context.forwarder.clone();
     let journal = Journal::new(database::pool(
         journal_config,

@@ -122,6 +122,8 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| config.server.web_config_file.clone());
     let transport = koji_tls::Transport::from_web_config(web_config.as_deref())?;
     if cli.check_config {
+        // Token and TLS files too: a deployment check should fail here, not at start.
+        koji_remediator::Credentials::load(&config)?;
         println!(
             "configuration ok: {} rule(s): {}",
             config.rules.len(),

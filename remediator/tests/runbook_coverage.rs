@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use koji_remediator::config::Config;
+use koji_testkit::examples::install_example;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -76,13 +77,20 @@ fn every_alert_has_a_runbook_rule_with_its_fix() {
     }
 }
 
+/// Runs `--check-config` on an example installed with every file it names (tokens, TLS).
+fn check_installed_example(name: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let installed = install_example(&repo(""), name, dir.path());
+    Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .args(["--check-config", "--config.file"])
+        .arg(&installed.config)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_binary_checks_the_example_runbook() {
-    let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
-        .args(["--check-config", "--config.file"])
-        .arg(repo("examples/koji-remediator.toml"))
-        .output()
-        .unwrap();
+    let output = check_installed_example("koji-remediator.toml");
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("15 rule(s)"), "{stdout}");
@@ -116,12 +124,17 @@ fn the_agent_example_is_an_agent_only_config() {
     let agent = config.agent.as_ref().expect("[agent]");
     assert_eq!(agent.host_name, "buildvm-x86-01.example.org");
     assert!(config.rules.is_empty() && config.journal.is_none() && config.hub.is_none());
+    let output = check_installed_example("koji-remediator-agent.toml");
+    assert!(output.status.success(), "{output:?}");
+    // Without the files it names, the check fails and names the setting.
     let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .args(["--check-config", "--config.file"])
         .arg(repo("examples/koji-remediator-agent.toml"))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("web-config-agent.yml"), "{stderr}");
     // The central example forwards the cleanup to such agents.
     let central = Config::load(&repo("examples/koji-remediator.toml")).unwrap();
     let forwarding = central.forwarding.expect("[forwarding]");

@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod cluster;
+pub mod examples;
 pub mod generate;
 pub mod mounts;
 pub mod populate;
