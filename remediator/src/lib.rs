@@ -205,6 +205,11 @@ async fn start_central(
         .await
         .context("cannot migrate the journal schema")?;
     let session_lifetime = config.server.session_lifetime;
+    // Served over TLS: the session cookie is marked Secure.
+    let secure_cookies = match &config.server.web_config_file {
+        Some(path) => koji_tls::WebConfig::read(path)?.tls_server_config.is_some(),
+        None => false,
+    };
     let config = Arc::new(config.clone());
     let executor = Executor::new(
         config.clone(),
@@ -226,6 +231,9 @@ async fn start_central(
         webhook_token,
         api_token,
         oncall: Arc::new(oncall),
-        sessions: Arc::new(approval_page::sessions::Sessions::new(session_lifetime)),
+        sessions: Arc::new(approval_page::sessions::Sessions::new(
+            session_lifetime,
+            secure_cookies,
+        )),
     })
 }

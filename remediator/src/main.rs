@@ -116,11 +116,11 @@ async fn main() -> anyhow::Result<()> {
     let config_file = cli
         .config_file
         .context("--config.file is required to serve (or give a subcommand)")?;
-    let config = Config::load(&config_file)?;
-    let web_config = cli
-        .web_config_file
-        .or_else(|| config.server.web_config_file.clone());
-    let transport = koji_tls::Transport::from_web_config(web_config.as_deref())?;
+    let mut config = Config::load(&config_file)?;
+    if let Some(web_config) = cli.web_config_file {
+        config.server.web_config_file = Some(web_config);
+    }
+    let transport = koji_tls::Transport::from_web_config(config.server.web_config_file.as_deref())?;
     if cli.check_config {
         // Token and TLS files too: a deployment check should fail here, not at start.
         koji_remediator::Credentials::load(&config)?;

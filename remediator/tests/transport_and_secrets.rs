@@ -113,6 +113,11 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
         .await
         .unwrap();
     assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; Secure"),
+        "over TLS the cookie is Secure: {cookie}"
+    );
 
     // Rotation: the webhook token file is replaced; the old token stops working at once.
     std::fs::write(d.join("webhook.new"), NEW_WEBHOOK).unwrap();

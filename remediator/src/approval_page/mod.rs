@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::server::{decide_escalation, AppState};
-use sessions::{cookie_value, Session, COOKIE};
+use sessions::{cookie_value, Session};
 
 /// Longest reason accepted with a decision.
 const MAX_REASON: usize = 500;
@@ -178,10 +178,7 @@ async fn log_in(
     }
     let id = state.sessions.start(&form.name);
     tracing::info!(person = %form.name, "logged in to the approval page");
-    let cookie = format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        state.sessions.lifetime().as_secs()
-    );
+    let cookie = state.sessions.cookie(&id);
     let mut response = Redirect::to("/escalations").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -209,10 +206,7 @@ async fn log_out(
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&format!(
-            "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-        ))
-        .expect("ASCII only"),
+        HeaderValue::from_str(&state.sessions.cookie("")).expect("ASCII only"),
     );
     response
 }

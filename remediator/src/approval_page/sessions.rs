@@ -29,21 +29,30 @@ pub struct Session {
 #[derive(Debug)]
 pub struct Sessions {
     lifetime: Duration,
+    secure: bool,
     live: Mutex<HashMap<String, Session>>,
 }
 
 impl Sessions {
-    /// An empty store whose sessions last `lifetime` from log-in.
-    pub fn new(lifetime: Duration) -> Sessions {
+    /// An empty store whose sessions last `lifetime` from log-in; `secure` when the page is
+    /// served over TLS (the cookie then never travels in the clear).
+    pub fn new(lifetime: Duration, secure: bool) -> Sessions {
         Sessions {
             lifetime,
+            secure,
             live: Mutex::new(HashMap::new()),
         }
     }
 
-    /// How long a session lasts (the cookie's Max-Age).
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
+    /// The `Set-Cookie` value for a session id (an empty id with `Max-Age=0` ends it).
+    pub fn cookie(&self, id: &str) -> String {
+        let max_age = if id.is_empty() {
+            0
+        } else {
+            self.lifetime.as_secs()
+        };
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
     }
 
     /// Starts a session for `person`; returns its id (the cookie value).
@@ -106,7 +115,7 @@ mod tests {
 
     #[test]
     fn a_session_is_found_by_its_id_until_it_ends() {
-        let sessions = Sessions::new(Duration::from_secs(60));
+        let sessions = Sessions::new(Duration::from_secs(60), false);
         let id = sessions.start("alice");
         let session = sessions.get(&id).unwrap();
         assert_eq!(session.person, "alice");
@@ -119,20 +128,32 @@ mod tests {
 
     #[test]
     fn an_expired_session_is_not_found() {
-        let sessions = Sessions::new(Duration::ZERO);
+        let sessions = Sessions::new(Duration::ZERO, false);
         let id = sessions.start("alice");
         assert!(sessions.get(&id).is_none());
     }
 
     #[test]
     fn the_store_is_bounded() {
-        let sessions = Sessions::new(Duration::from_secs(60));
+        let sessions = Sessions::new(Duration::from_secs(60), false);
         let first = sessions.start("alice");
         for _ in 0..MAX_SESSIONS {
             sessions.start("bob");
         }
         assert!(sessions.get(&first).is_none());
         assert_eq!(sessions.live.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn cookies_are_strict_and_secure_over_tls() {
+        let tls = Sessions::new(Duration::from_secs(60), true);
+        assert_eq!(
+            tls.cookie("abc"),
+            "koji_remediator_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        assert!(tls.cookie("").contains("Max-Age=0"));
+        let plain = Sessions::new(Duration::from_secs(60), false);
+        assert!(!plain.cookie("abc").contains("Secure"));
     }
 
     #[test]
