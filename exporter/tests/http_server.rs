@@ -205,3 +205,48 @@ fn check_config_validates_and_exits() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("KOJI_EXPORTER_DB_URL"));
 }
+
+#[test]
+fn check_config_validates_the_builder_example_and_its_web_config() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let builder = repo.join("examples/koji-exporter-builder.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let web = koji_testkit::examples::install_file(
+        &repo,
+        "/etc/koji-exporter/web-config-exporter.yml",
+        dir.path(),
+    );
+    let output = exporter(
+        &[
+            "--config.file",
+            builder.to_str().unwrap(),
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--check-config",
+        ],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("filesystems"), "{stdout}");
+
+    // A web config naming a key that is not there fails the check, naming the file.
+    std::fs::remove_file(web.parent().unwrap().join("tls/exporter.key")).unwrap();
+    let output = exporter(
+        &[
+            "--config.file",
+            builder.to_str().unwrap(),
+            "--web.config.file",
+            web.to_str().unwrap(),
+            "--check-config",
+        ],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("exporter.key"), "{stderr}");
+}

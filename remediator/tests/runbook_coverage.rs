@@ -141,3 +141,14 @@ fn the_agent_example_is_an_agent_only_config() {
     assert_eq!(forwarding.actions.len(), 1);
     assert_eq!(forwarding.actions[0].name(), "clean_build_dirs");
 }
+
+#[test]
+fn the_hub_agent_example_runs_only_the_restart_step() {
+    let config = Config::load(&repo("examples/koji-remediator-hub-agent.toml")).unwrap();
+    let agent = config.agent.as_ref().expect("[agent]");
+    let actions: Vec<&str> = agent.actions.iter().map(|a| a.name()).collect();
+    assert_eq!(actions, ["restart_local_services"]);
+    assert!(config.rules.is_empty() && config.journal.is_none() && config.hub.is_none());
+    let output = check_installed_example("koji-remediator-hub-agent.toml");
+    assert!(output.status.success(), "{output:?}");
+}

@@ -55,6 +55,17 @@ pub fn install_example(repo: &Path, name: &str, root: &Path) -> InstalledExample
     }
 }
 
+/// Installs one file an example names (`/etc/...`) below `root`, with what it needs (a web
+/// config file's certificates); returns where it is.
+pub fn install_file(repo: &Path, etc_path: &str, root: &Path) -> PathBuf {
+    let ca_dir = root.join("test-ca");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    let ca = TestCa::new(&ca_dir, "site-ca");
+    let target = root.join(etc_path.trim_start_matches('/'));
+    create(repo, &ca, &target);
+    target
+}
+
 /// Creates one named file by its kind.
 fn create(repo: &Path, ca: &TestCa, target: &Path) {
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
