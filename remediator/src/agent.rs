@@ -3,6 +3,7 @@
 //! the agent checks the forwarding token, that the action is one it may run, and the
 //! action's own safety rules, then plans, applies and verifies, and answers the outcome.
 
+use koji_config::error_chain::error_chain;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -95,7 +96,13 @@ async fn execute(context: &ActionContext, request: &AgentRequest) -> AgentRespon
         .plan(context, &request.params, &request.labels)
         .await
     {
-        Err(error) => return answer("failed", None, format!("planning failed: {error}")),
+        Err(error) => {
+            return answer(
+                "failed",
+                None,
+                format!("planning failed: {}", error_chain(&error)),
+            )
+        }
         Ok(Planned::NothingToDo(reason)) => return answer("nothing_to_do", None, reason),
         Ok(Planned::Refused(reason)) => return answer("refused", None, reason),
         Ok(Planned::Change(plan)) => plan,
@@ -106,7 +113,13 @@ async fn execute(context: &ActionContext, request: &AgentRequest) -> AgentRespon
     }
     let applied = match plan.apply(context).await {
         Ok(applied) => applied,
-        Err(error) => return answer("failed", summary, format!("apply failed: {error}")),
+        Err(error) => {
+            return answer(
+                "failed",
+                summary,
+                format!("apply failed: {}", error_chain(&error)),
+            )
+        }
     };
     match plan.verify(context).await {
         Ok(verified) => answer(
@@ -114,6 +127,10 @@ async fn execute(context: &ActionContext, request: &AgentRequest) -> AgentRespon
             summary,
             format!("{applied}; verified: {verified}"),
         ),
-        Err(error) => answer("failed", summary, format!("{applied}; {error}")),
+        Err(error) => answer(
+            "failed",
+            summary,
+            format!("{applied}; {}", error_chain(&error)),
+        ),
     }
 }

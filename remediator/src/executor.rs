@@ -6,6 +6,7 @@
 //! an advisory lock), then after planning the pause switch and dry-run, which keep the plan
 //! and apply nothing.
 
+use koji_config::error_chain::error_chain;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -174,7 +175,12 @@ impl Executor {
             Some(plan) => Planned::Change(plan),
             None => match self.plan(rule, info).await? {
                 Ok(planned) => planned,
-                Err(error) => return Ok(("failed", format!("planning failed: {error}"))),
+                Err(error) => {
+                    return Ok((
+                        "failed",
+                        format!("planning failed: {}", error_chain(&error)),
+                    ))
+                }
             },
         };
         let plan = match planned {
@@ -199,11 +205,11 @@ impl Executor {
         }
         let applied = match plan.apply(&self.context).await {
             Ok(applied) => applied,
-            Err(error) => return Ok(("failed", format!("apply failed: {error}"))),
+            Err(error) => return Ok(("failed", format!("apply failed: {}", error_chain(&error)))),
         };
         Ok(match plan.verify(&self.context).await {
             Ok(verified) => ("succeeded", format!("{applied}; verified: {verified}")),
-            Err(error) => ("failed", format!("{applied}; {error}")),
+            Err(error) => ("failed", format!("{applied}; {}", error_chain(&error))),
         })
     }
 
@@ -345,7 +351,7 @@ impl Executor {
             }
             Ok(Planned::Refused(reason)) => self.journal.finish_run(id, "refused", &reason).await,
             Err(error) => {
-                let outcome = format!("planning failed: {error}");
+                let outcome = format!("planning failed: {}", error_chain(&error));
                 self.journal.finish_run(id, "failed", &outcome).await
             }
         }

@@ -269,6 +269,9 @@ pub enum CollectError {
     /// A procfs file did not have the expected shape.
     #[error("unexpected content in {0}")]
     Malformed(String),
+    /// The database user lacks a privilege the collector needs; says which to grant.
+    #[error("insufficient privilege: {0}")]
+    Privilege(String),
     /// The collector did not finish before the scrape deadline.
     #[error("timed out")]
     Timeout,

@@ -56,10 +56,13 @@ SELECT coalesce(datname, '')::text AS datname,
  WHERE backend_type = 'client backend'
  GROUP BY 1, 2, 3";
 
-/// Connection slot settings.
+/// Connection slot settings, and whether this user sees other users' connections in full
+/// (without `pg_read_all_stats`, their state and times read as NULL: stale connections
+/// would silently count as none).
 pub const SLOTS: &str = "
 SELECT current_setting('max_connections')::float8 AS max_connections,
-       current_setting('superuser_reserved_connections')::float8 AS reserved";
+       current_setting('superuser_reserved_connections')::float8 AS reserved,
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all";
 
 /// Per (user, state) maxima, folded over databases.
 #[derive(Default)]
@@ -78,6 +81,11 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let slots = slots
         .first()
         .ok_or_else(|| CollectError::Malformed("connection slot settings".into()))?;
+    if !slots.get::<_, bool>("sees_all") {
+        return Err(CollectError::Privilege(
+            "this database user cannot see other users' connections; GRANT pg_monitor (or pg_read_all_stats) TO it".into(),
+        ));
+    }
     let mut families = connection_families(&rows, &context.config.database.koji_users);
     families.extend([
         Gauges::single(

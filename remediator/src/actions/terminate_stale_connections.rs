@@ -164,6 +164,21 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
         },
     };
     let client = context.hub_client().await?;
+    // Without pg_read_all_stats other users' query_start reads as NULL: none of their
+    // backends would ever look stale, and "nothing to do" would hide the missing grant.
+    // (A user's own sessions are always visible to it.)
+    let visibility = client
+        .query_one(
+            "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'), current_user::text",
+            &[],
+        )
+        .await?;
+    let (sees_all, me): (bool, String) = (visibility.get(0), visibility.get(1));
+    if !sees_all && params.users.iter().any(|user| *user != me) {
+        return Ok(Planned::Refused(format!(
+            "the remediator's database user {me} cannot see other users' connections; GRANT pg_read_all_stats (and pg_signal_backend) TO it"
+        )));
+    }
     let seconds = params.older_than.as_secs_f64();
     let rows = client
         .query(
