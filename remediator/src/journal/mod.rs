@@ -25,6 +25,14 @@ pub enum JournalError {
     /// A statement failed.
     #[error("journal query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// The journal was migrated by a newer koji-remediator.
+    #[error("the journal's schema is at version {found}, newer than this koji-remediator knows ({known}): upgrade this instance, do not run an older one against it")]
+    NewerSchema {
+        /// The journal's version.
+        found: i32,
+        /// The newest this binary knows.
+        known: i32,
+    },
 }
 
 /// What the runbook decided for one alert, before journaling.
@@ -162,6 +170,22 @@ impl Journal {
                      applied_at timestamptz NOT NULL DEFAULT now())",
             )
             .await?;
+        // A journal migrated by a newer remediator: its code may rely on columns this one
+        // does not fill, so an older binary must not write there.
+        let newest: Option<i32> = transaction
+            .query_one(
+                "SELECT max(version) FROM koji_remediator.schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        let known = migrations::MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if let Some(newest) = newest.filter(|n| *n > known) {
+            return Err(JournalError::NewerSchema {
+                found: newest,
+                known,
+            });
+        }
         for (version, sql) in migrations::MIGRATIONS {
             let applied = transaction
                 .query_opt(
