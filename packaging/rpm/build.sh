@@ -7,6 +7,7 @@
 #   KOJI_RPM_TARGET_DIR=DIR   cargo's target folder, kept between builds
 #   KOJI_RPM_BUILDDIR=DIR     rpmbuild's build folder; a fixed one lets cargo reuse the
 #                             dependencies it built last time (their paths must not move)
+#   KOJI_RPM_SRPM=1           make the source package only (for mock --rebuild)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
@@ -24,11 +25,6 @@ cargo vendor --locked --versioned-dirs "$stage/vendor" >/dev/null 2>"$stage/vend
 tar -C "$stage" -I 'gzip -1' -cf "$top/SOURCES/$name-vendor.tar.gz" vendor
 cp packaging/rpm/koji-runbook.spec "$top/SPECS/"
 
-offline=()
-if [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
-    offline=(unshare --net)
-    echo "rpmbuild runs in a network namespace of its own: no network" >&2
-fi
 defines=(--define "_topdir $top")
 if [ -n "${KOJI_RPM_TARGET_DIR:-}" ]; then
     defines+=(--define "koji_target_dir $KOJI_RPM_TARGET_DIR")
@@ -36,6 +32,17 @@ fi
 if [ -n "${KOJI_RPM_BUILDDIR:-}" ]; then
     mkdir -p "$KOJI_RPM_BUILDDIR"
     defines+=(--define "_builddir $KOJI_RPM_BUILDDIR")
+fi
+if [ -n "${KOJI_RPM_SRPM:-}" ]; then
+    rpmbuild -bs --nodeps "${defines[@]}" "$top/SPECS/koji-runbook.spec" >"$top/rpmbuild.log" 2>&1 ||
+        { tail -50 "$top/rpmbuild.log" >&2; exit 1; }
+    find "$top/SRPMS" -name '*.src.rpm'
+    exit 0
+fi
+offline=()
+if [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
+    offline=(unshare --net)
+    echo "rpmbuild runs in a network namespace of its own: no network" >&2
 fi
 # --nodeps: BuildRequires name Fedora's packages, which a Debian rpm database does not list.
 "${offline[@]}" rpmbuild -bb --nodeps "${defines[@]}" "$top/SPECS/koji-runbook.spec" >"$top/rpmbuild.log" 2>&1 ||
