@@ -154,12 +154,12 @@ fn default_notice_delay() -> Duration {
     Duration::from_secs(10)
 }
 
-/// `[notify.smtp]`: mail delivery through a relay. Plain SMTP: point it at the local MTA,
-/// which does TLS and authentication onwards.
+/// `[notify.smtp]`: mail delivery. By default plain SMTP to the local MTA, which does TLS
+/// and authentication onwards; without one, STARTTLS or implicit TLS with a login.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
-    /// Relay host.
+    /// Relay host (also the name its certificate must carry, with TLS).
     pub server: String,
     /// Relay port.
     #[serde(default = "default_smtp_port")]
@@ -168,6 +168,32 @@ pub struct SmtpConfig {
     pub from: String,
     /// Recipients (the outage list, on-call).
     pub to: Vec<String>,
+    /// `none` (the local relay), `starttls` (required, never falls back to plain) or `tls`
+    /// (implicit TLS, usually port 465).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// CA certificates (PEM) for the relay's certificate, besides the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Login name, with `password_file`; only over TLS.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File whose first line is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `notify.smtp.tls`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP.
+    #[default]
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
 }
 
 fn default_smtp_port() -> u16 {
@@ -463,6 +489,18 @@ impl Config {
                     return Err(invalid(
                         "notify.smtp.to".into(),
                         "name at least one recipient".into(),
+                    ));
+                }
+                if smtp.username.is_some() != smtp.password_file.is_some() {
+                    return Err(invalid(
+                        "notify.smtp.password_file".into(),
+                        "username and password_file go together".into(),
+                    ));
+                }
+                if smtp.username.is_some() && smtp.tls == SmtpTls::None {
+                    return Err(invalid(
+                        "notify.smtp.tls".into(),
+                        "a login needs tls = \"starttls\" or \"tls\": the password would cross the network in the clear".into(),
                     ));
                 }
             }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{NotifyConfig, SmtpConfig};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+
+use crate::config::{NotifyConfig, SmtpConfig, SmtpTls};
 
 /// What a notice is made from.
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +138,8 @@ impl Notifier {
 
 /// Sends the notice by mail: its first line is the subject, the whole text the body.
 async fn mail(smtp: &SmtpConfig, text: &str) -> Result<(), String> {
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::Tls;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let subject = text.lines().next().unwrap_or("Koji outage notice");
     let mut message = Message::builder()
@@ -145,16 +149,54 @@ async fn mail(smtp: &SmtpConfig, text: &str) -> Result<(), String> {
         message = message.to(to.parse().map_err(|e| format!("to {to}: {e}"))?);
     }
     let message = message.body(text.to_string()).map_err(|e| e.to_string())?;
-    // Plain SMTP to the site's relay (see SmtpConfig); the relay does TLS onwards.
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
         .port(smtp.port)
-        .timeout(Some(std::time::Duration::from_secs(10)))
-        .build();
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .timeout(Some(std::time::Duration::from_secs(10)));
+    if smtp.tls != SmtpTls::None {
+        let parameters = tls_parameters(smtp)?;
+        transport = transport.tls(match smtp.tls {
+            SmtpTls::Starttls => Tls::Required(parameters),
+            _ => Tls::Wrapper(parameters),
+        });
+    }
+    if let (Some(username), Some(password_file)) = (&smtp.username, &smtp.password_file) {
+        let password = std::fs::read_to_string(password_file)
+            .map_err(|e| format!("cannot read {}: {e}", password_file.display()))?;
+        let password = password.lines().next().unwrap_or("").to_owned();
+        // PLAIN only, over TLS: relays that answer the LOGIN mechanism's prompts in an
+        // unexpected wording left the exchange hanging.
+        transport = transport
+            .credentials(Credentials::new(username.clone(), password))
+            .authentication(vec![Mechanism::Plain]);
+    }
+    // One bound for the whole exchange, whatever a relay does.
+    let sent = tokio::time::timeout(MAIL_TIMEOUT, transport.build().send(message)).await;
+    match sent {
+        Ok(result) => result
+            .map(|_| ())
+            .map_err(|e| koji_config::error_chain::error_chain(&e)),
+        Err(_) => Err(format!(
+            "the mail relay did not finish within {} s",
+            MAIL_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Longest a whole mail delivery may take.
+const MAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The relay's certificate must carry `server`; `ca_file` adds the site's CA to the
+/// public roots.
+fn tls_parameters(smtp: &SmtpConfig) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(smtp.server.clone());
+    if let Some(ca_file) = &smtp.ca_file {
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| format!("cannot read {}: {e}", ca_file.display()))?;
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build_rustls().map_err(|e| e.to_string())
 }
 
 /// Renders `template` (Jinja syntax, via minijinja) with the notice's fields.

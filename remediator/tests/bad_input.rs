@@ -256,6 +256,16 @@ fn configuration_errors_name_the_key_and_file() {
         "[silences]\nalertmanager_urls = []",
         "silences.alertmanager_urls",
     );
+    let smtp = "[notify]\ncontact = \"x\"\n[notify.smtp]\nserver = \"mail\"\nfrom = \"a@b.org\"\nto = [\"c@d.org\"]\n";
+    check(
+        &format!("{smtp}username = \"u\"\npassword_file = \"/p\"\n"),
+        "notify.smtp.tls",
+    );
+    check(
+        &format!("{smtp}tls = \"starttls\"\nusername = \"u\"\n"),
+        "notify.smtp.password_file",
+    );
+    check(&format!("{smtp}tls = \"ssl\"\n"), "ssl");
     check(
         "[silences]\nalertmanager_urls = [\"am:9093\"]",
         "silences.alertmanager_urls",

@@ -131,7 +131,7 @@ params = {{ step = 1.0 }}
 }
 
 async fn wait_for_notice(remediator: &Remediator, alertname: &str) -> String {
-    for _ in 0..200 {
+    for _ in 0..600 {
         let list = remediator.escalations().await;
         let found = list
             .iter()
@@ -141,7 +141,10 @@ async fn wait_for_notice(remediator: &Remediator, alertname: &str) -> String {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("no notice journaled for {alertname}");
+    panic!(
+        "no notice journaled for {alertname}: {:#?}",
+        remediator.escalations().await
+    );
 }
 
 /// A real SMTP server (Python's aiosmtpd, writing a maildir) receives the notice.
@@ -197,4 +200,89 @@ policy = "notify"
     assert!(mail.contains("From: koji-remediator@example.org"), "{mail}");
     assert!(mail.contains("koji-outages@example.org"), "{mail}");
     assert!(mail.contains("Contact: koji-oncall@example.org"), "{mail}");
+}
+
+/// Without a local relay: STARTTLS required (the relay's certificate from the site CA, for
+/// the name configured) and a login. A wrong password is journaled as an undelivered
+/// notice saying why.
+#[tokio::test]
+async fn the_outage_notice_is_mailed_over_starttls_with_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = koji_testkit::certs::TestCa::new(d, "mail-ca");
+    let relay = ca.issue("relay", &["127.0.0.1"]);
+    let smtpd = SmtpSink::start_secure(
+        d,
+        &relay.cert_file,
+        &relay.key_file,
+        "koji-remediator",
+        "relay-password-123",
+    );
+    let rules = |password: &str| {
+        std::fs::write(d.join("smtp.password"), format!("{password}\n")).unwrap();
+        format!(
+            r#"
+[notify]
+contact = "koji-oncall@example.org"
+attempts = 1
+
+[notify.smtp]
+server = "127.0.0.1"
+port = {port}
+tls = "starttls"
+ca_file = "{ca}"
+username = "koji-remediator"
+password_file = "{password_file}"
+from = "koji-remediator@example.org"
+to = ["koji-outages@example.org"]
+
+[[rule]]
+name = "shared-storage-full"
+alertname = "KojiSharedStorageFull"
+action = "escalate"
+policy = "notify"
+"#,
+            port = smtpd.port,
+            ca = ca.cert_file.display(),
+            password_file = d.join("smtp.password").display(),
+        )
+    };
+    let shared = [
+        ("alertname", "KojiSharedStorageFull"),
+        ("mountpoint", "/mnt/koji"),
+    ];
+
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules("relay-password-123")).await;
+    remediator
+        .post(&payload(
+            false,
+            &shared,
+            "5a5a5a5a5a5a5a5a",
+            "2026-11-28T09:00:00Z",
+        ))
+        .await;
+    let notice = wait_for_notice(&remediator, "KojiSharedStorageFull").await;
+    assert!(
+        notice.starts_with("mailed to koji-outages@example.org"),
+        "{notice}"
+    );
+    let mails = smtpd.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("Subject: OUTAGE NOTICE: KojiSharedStorageFull"));
+    drop(remediator);
+
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules("not-the-password")).await;
+    remediator
+        .post(&payload(
+            false,
+            &shared,
+            "5b5b5b5b5b5b5b5b",
+            "2026-11-28T09:10:00Z",
+        ))
+        .await;
+    let notice = wait_for_notice(&remediator, "KojiSharedStorageFull").await;
+    assert!(!notice.starts_with("mailed"), "{notice}");
+    assert!(notice.to_lowercase().contains("authentication"), "{notice}");
+    assert!(!notice.contains("not-the-password"), "{notice}");
+    assert_eq!(smtpd.messages().len(), 1, "nothing more was accepted");
 }

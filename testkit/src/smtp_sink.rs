@@ -44,6 +44,43 @@ impl SmtpSink {
         sink
     }
 
+    /// A sink that requires STARTTLS (with `cert_file` and `key_file`) and a login as
+    /// `user` with `password` before it takes a message, as a relay without a local MTA
+    /// would.
+    pub fn start_secure(
+        dir: &Path,
+        cert_file: &Path,
+        key_file: &Path,
+        user: &str,
+        password: &str,
+    ) -> SmtpSink {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let maildir = dir.join("maildir");
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg(SECURE_SINK)
+            .arg(port.to_string())
+            .arg(&maildir)
+            .args([cert_file, key_file])
+            .args([user, password])
+            .spawn()
+            .expect("python3 with aiosmtpd (tools/install-test-deps installs it)");
+        let sink = SmtpSink {
+            port,
+            maildir,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sink
+    }
+
     /// The messages received so far, each as its full text, oldest first.
     pub fn messages(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
@@ -60,6 +97,32 @@ impl SmtpSink {
         found.into_iter().map(|(_, text)| text).collect()
     }
 }
+
+/// aiosmtpd with STARTTLS required and a login required after it; arguments: port,
+/// maildir, certificate, key, user, password.
+const SECURE_SINK: &str = r#"
+import ssl, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+port, maildir, cert, key, user, password = sys.argv[1:]
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+
+def authenticate(server, session, envelope, mechanism, data):
+    ok = (isinstance(data, LoginPassword)
+          and data.login.decode() == user and data.password.decode() == password)
+    # handled=False: aiosmtpd answers 535 itself on failure.
+    return AuthResult(success=ok, handled=False)
+
+controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port),
+                        tls_context=context, require_starttls=True,
+                        authenticator=authenticate, auth_required=True,
+                        auth_require_tls=True)
+controller.start()
+threading.Event().wait()
+"#;
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
