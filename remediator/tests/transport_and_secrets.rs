@@ -1,5 +1,5 @@
-//! The real binary on TLS (`--web.config.file`), with debug logging: tokens rotate by
-//! replacing their file; a peer that keeps failing authentication is refused with 429 while
+//! The real binary on TLS (`--web.config.file`), with debug logging: SIGHUP reloads the
+//! TLS files; tokens rotate by replacing their file; a peer that keeps failing authentication is refused with 429 while
 //! another address is served; and no secret, neither a configured token nor a guessed one
 //! nor the TLS key, appears in the logs, `/metrics`, the journal (API and tables) or any
 //! error body.
@@ -147,6 +147,38 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
     assert!(limited.headers().contains_key("retry-after"));
     bodies.push(limited.text().await.unwrap());
     assert_eq!(post(NEW_WEBHOOK, &on_call).await.unwrap().status(), 200);
+
+    // SIGHUP reloads the TLS files at once (unchanged files are otherwise left alone, so
+    // the log line comes from the signal, not from the change watcher).
+    let before = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("TLS certificate and settings reloaded")
+        .count();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("TLS certificate and settings reloaded")
+            .count();
+        if now > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload TLS");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        on_call
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let metrics = on_call
         .get(format!("{base}/metrics"))

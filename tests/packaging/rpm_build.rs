@@ -111,6 +111,41 @@ fn rpmbuild_makes_installable_packages_without_network() {
         }
     }
 
+    // The three install together into an empty root with rpm itself (scripts off: the root
+    // has no shell or user tools), and rpm's database lists them.
+    let root = top.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let install = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args(["--nodeps", "--noscripts", "-i"])
+        .args([&exporter, &remediator, &monitoring])
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{install:?}");
+    let installed = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args(["-qa", "--qf", "%{NAME}\n"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "koji-exporter",
+            "koji-remediator",
+            "koji-runbook-monitoring"
+        ]
+    );
+    assert!(root
+        .join("usr/lib/systemd/system/koji-remediator-agent.service")
+        .exists());
+
     // The packaged exporter runs, and accepts its packaged configuration.
     let unpacked = top.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).unwrap();
