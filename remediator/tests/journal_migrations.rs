@@ -23,17 +23,16 @@ cooldown = "0s"
 params = { step = 1.0, floor = 2.0 }
 "#;
 
+/// The schema and version table every release creates first.
+const VERSION_TABLE: &str = "
+CREATE SCHEMA koji_remediator;
+CREATE TABLE koji_remediator.schema_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now())";
+
 /// Brings an empty database to `version` as the release that stopped there did.
 async fn migrate_as_an_old_release(client: &tokio_postgres::Client, version: i32) {
-    client
-        .batch_execute(
-            "CREATE SCHEMA koji_remediator;
-             CREATE TABLE koji_remediator.schema_migrations (
-                 version integer PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .unwrap();
+    client.batch_execute(VERSION_TABLE).await.unwrap();
     for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
         client.batch_execute(sql).await.unwrap();
         client
@@ -146,15 +145,7 @@ async fn a_second_instance_waits_for_a_migration_in_progress() {
     assert!(!second.is_finished(), "B did not wait for A's migration");
 
     // A applies version 1 and commits.
-    migrating
-        .batch_execute(
-            "CREATE SCHEMA koji_remediator;
-             CREATE TABLE koji_remediator.schema_migrations (
-                 version integer PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .unwrap();
+    migrating.batch_execute(VERSION_TABLE).await.unwrap();
     migrating.batch_execute(MIGRATIONS[0].1).await.unwrap();
     migrating
         .execute(

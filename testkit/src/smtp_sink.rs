@@ -19,29 +19,15 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink with its maildir under `dir`, and waits until it accepts connections.
     pub fn start(dir: &Path) -> SmtpSink {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let maildir = dir.join("maildir");
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .spawn()
-            .expect("python3 -m aiosmtpd (tools/install-test-deps installs it)");
-        let sink = SmtpSink {
-            port,
-            maildir,
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sink
+        SmtpSink::spawn(dir, |port, maildir| {
+            let mut command = Command::new("python3");
+            command
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(maildir);
+            command
+        })
     }
 
     /// A sink that requires STARTTLS (with `cert_file` and `key_file`) and a login as
@@ -54,18 +40,28 @@ impl SmtpSink {
         user: &str,
         password: &str,
     ) -> SmtpSink {
+        SmtpSink::spawn(dir, |port, maildir| {
+            let mut command = Command::new("python3");
+            command
+                .arg("-c")
+                .arg(SECURE_SINK)
+                .arg(port.to_string())
+                .arg(maildir)
+                .args([cert_file, key_file])
+                .args([user, password]);
+            command
+        })
+    }
+
+    /// Runs the command `make` gives for a free port and the maildir, and waits until it
+    /// accepts connections.
+    fn spawn(dir: &Path, make: impl FnOnce(u16, &Path) -> Command) -> SmtpSink {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
         let maildir = dir.join("maildir");
-        let child = Command::new("python3")
-            .arg("-c")
-            .arg(SECURE_SINK)
-            .arg(port.to_string())
-            .arg(&maildir)
-            .args([cert_file, key_file])
-            .args([user, password])
+        let child = make(port, &maildir)
             .spawn()
             .expect("python3 with aiosmtpd (tools/install-test-deps installs it)");
         let sink = SmtpSink {

@@ -168,27 +168,29 @@ impl Remediator {
 
     /// The journal API's runs, newest first.
     pub async fn runs(&self) -> Vec<Value> {
-        let response = self
-            .client
-            .get(format!("{}/api/v1/journal?limit=1000", self.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        response.json::<Vec<Value>>().await.unwrap()
+        self.api_list("/api/v1/journal?limit=1000").await
     }
 
     /// The escalations API's list (waiting ones first).
     pub async fn escalations(&self) -> Vec<Value> {
+        self.api_list("/api/v1/escalations").await
+    }
+
+    /// The journal API's alert decisions, newest first.
+    pub async fn alert_decisions(&self) -> Vec<Value> {
+        self.api_list("/api/v1/journal/alerts?limit=1000").await
+    }
+
+    /// A list from the on-call API, which must answer 200.
+    async fn api_list(&self, path: &str) -> Vec<Value> {
         let response = self
             .client
-            .get(format!("{}/api/v1/escalations", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(API_TOKEN)
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.status().as_u16(), 200, "{path}");
         response.json::<Vec<Value>>().await.unwrap()
     }
 
@@ -200,19 +202,6 @@ impl Remediator {
             .await
             .unwrap()
             .get(0)
-    }
-
-    /// The journal API's alert decisions, newest first.
-    pub async fn alert_decisions(&self) -> Vec<Value> {
-        let response = self
-            .client
-            .get(format!("{}/api/v1/journal/alerts?limit=1000", self.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        response.json::<Vec<Value>>().await.unwrap()
     }
 
     /// Waits until `count` runs exist and none is pending or running.
