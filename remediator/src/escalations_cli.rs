@@ -27,17 +27,23 @@ pub enum EscalationCommand {
     },
 }
 
-/// Runs `command` against the remediator at `url`; returns the text to print.
+/// Runs `command` against the remediator at `url` (trusting `ca_file` too, for https);
+/// returns the text to print.
 pub async fn run(
     url: &str,
     token_file: &Path,
+    ca_file: Option<&Path>,
     command: EscalationCommand,
 ) -> anyhow::Result<String> {
     let token = std::fs::read_to_string(token_file)
         .with_context(|| format!("cannot read the token file {}", token_file.display()))?;
     let token = token.trim();
     let base = url.trim_end_matches('/');
-    let client = reqwest::Client::new();
+    let mut client = reqwest::Client::builder();
+    if let Some(ca_file) = ca_file {
+        client = client.use_preconfigured_tls(koji_tls::client_config::build(ca_file, None)?);
+    }
+    let client = client.build().context("an HTTP client")?;
     let response = match &command {
         EscalationCommand::List => client.get(format!("{base}/api/v1/escalations")),
         EscalationCommand::Approve { id, reason } => client
@@ -50,7 +56,12 @@ pub async fn run(
     .bearer_auth(token)
     .send()
     .await
-    .with_context(|| format!("cannot reach {base}"))?;
+    .map_err(|error| {
+        anyhow::anyhow!(
+            "cannot reach {base}: {}",
+            koji_config::error_chain::error_chain(&error)
+        )
+    })?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

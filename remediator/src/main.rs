@@ -57,6 +57,10 @@ enum Command {
         /// File with your personal on-call token.
         #[arg(long, env = "KOJI_REMEDIATOR_TOKEN_FILE")]
         token_file: PathBuf,
+        /// CA certificates (PEM) for an https:// URL whose certificate the system's roots
+        /// do not cover (a site CA).
+        #[arg(long, env = "KOJI_REMEDIATOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
         #[command(subcommand)]
         what: EscalationAction,
     },
@@ -99,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Escalations {
         url,
         token_file,
+        ca_file,
         what,
     }) = cli.command
     {
@@ -109,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
         };
         println!(
             "{}",
-            escalations_cli::run(&url, &token_file, command).await?
+            escalations_cli::run(&url, &token_file, ca_file.as_deref(), command).await?
         );
         return Ok(());
     }

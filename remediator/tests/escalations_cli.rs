@@ -11,6 +11,8 @@ use support::{payload, Remediator};
 
 const BOB: &str = "bob-oncall-token-abcdef0123456789";
 
+/// Runs the command line; `args` may start with options of `escalations` (`--ca-file`)
+/// before the action.
 fn cli(base: &str, token_file: &std::path::Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .args(["escalations", "--url", base, "--token-file"])
@@ -124,4 +126,52 @@ params = {{ step = 1.0 }}
         !ok && text.contains("409"),
         "approving twice is refused: {text}"
     );
+}
+
+/// Against a remediator on HTTPS with a site CA: `--ca-file` trusts it; without it the
+/// command fails and says the certificate is the problem. (Multi-threaded: the command
+/// runs blocking while the server answers.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_reaches_a_tls_remediator_with_the_site_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = koji_testkit::certs::TestCa::new(d, "site-ca");
+    ca.issue("remediator", &["localhost"]);
+    std::fs::write(
+        d.join("web.yml"),
+        "tls_server_config:\n  cert_file: remediator.crt\n  key_file: remediator.key\n",
+    )
+    .unwrap();
+    let journal = koji_testkit::TestDb::empty("cli_tls_journal")
+        .await
+        .unwrap();
+    let hub = koji_testkit::TestDb::koji("cli_tls_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let rules = support::approve_lowering_rules(d);
+    let text = support::config_text(d, &hub.url, &journal.url, &rules);
+    let config =
+        koji_remediator::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let app = koji_remediator::start(config).await.unwrap();
+    let transport = koji_tls::Transport::from_web_config(Some(&d.join("web.yml"))).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(koji_remediator::server::run(
+        listener,
+        app,
+        transport,
+        std::future::pending(),
+    ));
+
+    let token = d.join("alice.token");
+    let ca_file = ca.cert_file.to_str().unwrap().to_owned();
+    let (ok, text) = cli(&base, &token, &["--ca-file", &ca_file, "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "no escalations");
+    let (ok, text) = cli(&base, &token, &["list"]);
+    assert!(!ok);
+    assert!(text.contains("certificate"), "{text}");
 }
