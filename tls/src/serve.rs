@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -154,6 +155,9 @@ impl ReloadableTls {
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (up to 30 s). Handlers can extract the peer's address (`ConnectInfo<SocketAddr>`).
+/// Accepted sockets get `TCP_NODELAY`: without it a TLS handshake's small writes meet the
+/// peer's delayed ACK and a new connection now and then waits 40 ms (measured in
+/// bench/tls_scrape.sh).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -163,6 +167,11 @@ pub async fn serve(
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     match transport {
         Transport::Plain => {
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
             axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -175,7 +184,10 @@ pub async fn serve(
                 shutdown.await;
                 stopper.graceful_shutdown(Some(DRAIN));
             });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls.rustls.clone())?
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls.rustls.clone())
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            axum_server::from_tcp(listener.into_std()?)?
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(service)
                 .await

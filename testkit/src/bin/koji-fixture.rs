@@ -42,6 +42,16 @@ enum Command {
         /// Number of timed scrapes (after five untimed warm-up scrapes).
         #[arg(long, default_value_t = 200)]
         count: usize,
+        /// For https: CA certificates (PEM) to trust.
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+        /// For mutual TLS: client certificate and key (PEM), in this order.
+        #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+        client_cert: Option<Vec<std::path::PathBuf>>,
+        /// Open a new connection (and TLS handshake) for every scrape instead of keeping
+        /// one alive as Prometheus does.
+        #[arg(long)]
+        new_connections: bool,
     },
     /// Create a build-directory tree: DIRS directories (in mock-chroot-like nesting under
     /// top-level builds of 100 directories each) holding FILES_PER_DIR small files each.
@@ -110,7 +120,28 @@ async fn main() -> anyhow::Result<()> {
             generate(&client, version, scale).await?;
             println!("generated {scale:?} in Koji {koji_version} layout");
         }
-        Command::TimeScrapes { url, count } => time_scrapes(&url, count).await?,
+        Command::TimeScrapes {
+            url,
+            count,
+            ca_file,
+            client_cert,
+            new_connections,
+        } => {
+            let mut client = reqwest::Client::builder();
+            if let Some(ca_file) = ca_file {
+                client = client.add_root_certificate(reqwest::Certificate::from_pem(
+                    &std::fs::read(ca_file)?,
+                )?);
+            }
+            if let Some(files) = client_cert {
+                let pem = [std::fs::read(&files[0])?, std::fs::read(&files[1])?].concat();
+                client = client.identity(reqwest::Identity::from_pem(&pem)?);
+            }
+            if new_connections {
+                client = client.pool_max_idle_per_host(0);
+            }
+            time_scrapes(client.build()?, &url, count).await?
+        }
         Command::PostAlerts {
             url,
             token,
@@ -142,8 +173,7 @@ async fn main() -> anyhow::Result<()> {
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
 application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-async fn time_scrapes(url: &str, count: usize) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+async fn time_scrapes(client: reqwest::Client, url: &str, count: usize) -> anyhow::Result<()> {
     let scrape = || async {
         let started = std::time::Instant::now();
         let response = client
