@@ -188,6 +188,8 @@ pub struct WebConfig {
     /// Web config file in the Prometheus exporter toolkit's format (`tls_server_config`,
     /// as node_exporter's `--web.config.file`); without it, plain HTTP.
     pub config_file: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (without it, such a listener needs TLS).
+    pub allow_plain_http: bool,
 }
 
 /// `[database]`: the Koji hub's PostgreSQL.
@@ -218,6 +220,7 @@ impl Default for WebConfig {
             listen_address: DEFAULT_LISTEN_ADDRESS.into(),
             scrape_timeout: Duration::from_secs(10),
             config_file: None,
+            allow_plain_http: false,
         }
     }
 }

@@ -17,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
     let listen_address = cli.listen_address(&config);
     let names: Vec<&str> = collectors.iter().map(|id| id.name()).collect();
     let transport = koji_tls::Transport::from_web_config(config.web.config_file.as_deref())?;
+    let allow_plain = config.web.allow_plain_http;
+    if let Ok(address) = listen_address.parse() {
+        transport.check_plain(address, allow_plain, "web.allow_plain_http")?;
+    }
     let scraper = koji_exporter::scraper(config, collectors.clone())?;
     if cli.check_config {
         println!("configuration ok; collectors: {}", names.join(", "));
@@ -25,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
+    transport.check_plain(listener.local_addr()?, allow_plain, "web.allow_plain_http")?;
     tracing::info!(
         address = %listener.local_addr()?,
         scheme = transport.scheme(),

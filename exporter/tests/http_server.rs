@@ -250,3 +250,35 @@ fn check_config_validates_the_builder_example_and_its_web_config() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("exporter.key"), "{stderr}");
 }
+
+#[test]
+fn plain_http_beyond_loopback_must_be_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exporter.toml");
+    std::fs::write(&config, "[web]\nlisten_address = \"0.0.0.0:0\"\n").unwrap();
+    let output = exporter(
+        &["--config.file", config.to_str().unwrap(), "--check-config"],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing plain HTTP on 0.0.0.0:0")
+            && stderr.contains("web.allow_plain_http"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &config,
+        "[web]\nlisten_address = \"0.0.0.0:0\"\nallow_plain_http = true\n",
+    )
+    .unwrap();
+    let output = exporter(
+        &["--config.file", config.to_str().unwrap(), "--check-config"],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// Web config file in the Prometheus exporter toolkit's format (`tls_server_config`,
     /// client certificates for agents); without it, plain HTTP.
     pub web_config_file: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (without it, such a listener needs TLS:
+    /// this one takes commands that delete files and restart services).
+    pub allow_plain_http: bool,
     /// How long an approval-page log-in lasts.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             session_lifetime: Duration::from_secs(8 * 3600),
             web_config_file: None,
+            allow_plain_http: false,
         }
     }
 }

@@ -126,6 +126,13 @@ async fn main() -> anyhow::Result<()> {
         config.server.web_config_file = Some(web_config);
     }
     let transport = koji_tls::Transport::from_web_config(config.server.web_config_file.as_deref())?;
+    let address = cli
+        .listen_address
+        .unwrap_or_else(|| config.server.listen_address.clone());
+    let allow_plain = config.server.allow_plain_http;
+    if let Ok(parsed) = address.parse() {
+        transport.check_plain(parsed, allow_plain, "server.allow_plain_http")?;
+    }
     if cli.check_config {
         // Token and TLS files too: a deployment check should fail here, not at start.
         koji_remediator::Credentials::load(&config)?;
@@ -146,13 +153,15 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let address = cli
-        .listen_address
-        .unwrap_or_else(|| config.server.listen_address.clone());
     let app = koji_remediator::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    transport.check_plain(
+        listener.local_addr()?,
+        allow_plain,
+        "server.allow_plain_http",
+    )?;
     tracing::info!(
         address = %listener.local_addr()?,
         scheme = transport.scheme(),

@@ -18,3 +18,32 @@ fn version_and_help() {
     let output = Command::new(binary).output().unwrap();
     assert!(!output.status.success());
 }
+
+/// The remediator takes commands that delete files: plain HTTP beyond loopback is refused
+/// unless the configuration asks for it, before anything starts.
+#[test]
+fn plain_http_beyond_loopback_must_be_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("agent.token"), "agent-token-0123456789abcdef").unwrap();
+    let agent = |extra: &str| {
+        format!(
+            "[server]\nlisten_address = \"0.0.0.0:0\"\n{extra}\n[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"b\"\n",
+            d.join("agent.token").display()
+        )
+    };
+    let check = |text: String| {
+        std::fs::write(d.join("agent.toml"), text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+            .args(["--check-config", "--config.file"])
+            .arg(d.join("agent.toml"))
+            .output()
+            .unwrap()
+    };
+    let refused = check(agent(""));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("server.allow_plain_http"), "{stderr}");
+    let allowed = check(agent("allow_plain_http = true"));
+    assert!(allowed.status.success(), "{allowed:?}");
+}

@@ -51,6 +51,23 @@ impl Transport {
         })
     }
 
+    /// Refuses plain HTTP on an address other machines can reach unless `allowed` (the
+    /// configuration says so explicitly). Loopback stays allowed: the embedded default
+    /// listens there.
+    pub fn check_plain(
+        &self,
+        address: SocketAddr,
+        allowed: bool,
+        key: &str,
+    ) -> Result<(), TlsError> {
+        if matches!(self, Transport::Plain) && !address.ip().is_loopback() && !allowed {
+            return Err(TlsError::Config(format!(
+                "refusing plain HTTP on {address}: give a web config file with tls_server_config, or set {key} = true to accept it"
+            )));
+        }
+        Ok(())
+    }
+
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         match self {
