@@ -458,10 +458,10 @@ impl Config {
                     format!("{bad:?} is not an http(s) URL"),
                 ));
             }
-            if silences.duration.is_zero() {
+            if silences.duration.is_zero() || silences.duration > Duration::from_secs(7 * 86_400) {
                 return Err(invalid(
                     "silences.duration".into(),
-                    "must be longer than zero".into(),
+                    "must be longer than zero and at most 7 days".into(),
                 ));
             }
         }

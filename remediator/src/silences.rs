@@ -71,8 +71,11 @@ impl Silencer {
             return Err("the alert has no labels to match".into());
         }
         let now = Utc::now();
-        let ends =
-            now + chrono::Duration::from_std(self.config.duration).unwrap_or(chrono::Duration::MAX);
+        // The configuration bounds the duration to a week; never overflow regardless.
+        let ends = chrono::Duration::from_std(self.config.duration)
+            .ok()
+            .and_then(|duration| now.checked_add_signed(duration))
+            .unwrap_or(now + chrono::Duration::days(7));
         let body = json!({
             "matchers": matchers,
             "startsAt": now.to_rfc3339(),

@@ -275,6 +275,10 @@ fn configuration_errors_name_the_key_and_file() {
         "silences.duration",
     );
     check(
+        "[silences]\nalertmanager_urls = [\"http://am:9093\"]\nduration = \"1000years\"",
+        "silences.duration",
+    );
+    check(
         "[silences]\nalertmanager_urls = [\"http://am:9093\"]\nmatchers = 1",
         "matchers",
     );
