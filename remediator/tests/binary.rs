@@ -84,20 +84,24 @@ params = { step = 1.0 }
         assert!(Instant::now() < deadline, "capacity never lowered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(
-            r#"koji_remediator_actions_total{action="lower_capacity",outcome="succeeded"} 1"#
-        ),
-        "{metrics}"
-    );
+    // The capacity is committed before the run is journaled as finished and counted: wait
+    // for the count.
+    let counted = r#"koji_remediator_actions_total{action="lower_capacity",outcome="succeeded"} 1"#;
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(counted) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{counted} not in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
