@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use koji_e2e::{free_port, get_json, repo_root, start_binary, wait_for};
+use koji_e2e::{
+    free_port, get_json, repo_root, start_binary, start_central_remediator, wait_for, Central,
+};
 use koji_testkit::populate::{add_host, ensure_user};
 use koji_testkit::test_db::connect;
 use koji_testkit::{HostSpec, KojiVersion, TestDb};
@@ -126,19 +128,19 @@ async fn both_binaries_work_under_exactly_the_readme_grants_and_say_what_is_miss
 
     // The remediator under its role: journal migrated, stale backends terminated, capacity
     // lowered the way editHost does.
-    std::fs::write(d.join("webhook.token"), "roles-webhook-token-0123456789ab").unwrap();
-    std::fs::write(d.join("api.token"), API_TOKEN).unwrap();
-    std::fs::write(
-        d.join("remediator.toml"),
-        format!(
-            r#"
-[server]
-webhook_token_file = "{d}/webhook.token"
-api_token_file = "{d}/api.token"
-[journal]
-url = "{journal}"
-[hub]
-url = "{hub}"
+    let journal_url = as_role(&remediator_role, &journal_db);
+    let hub_url = as_role(&remediator_role, &hub.name);
+    let central = Central {
+        webhook_token: "roles-webhook-token-0123456789ab",
+        api_token: API_TOKEN,
+        journal_url: &journal_url,
+        hub_url: &hub_url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(
+        d,
+        &central,
+        "",
+        r#"
 [guards]
 default_cooldown = "0s"
 [[rule]]
@@ -146,28 +148,14 @@ name = "stale"
 alertname = "KojiDatabaseStaleConnections"
 action = "terminate_stale_connections"
 policy = "auto"
-params = {{ users = ["koji"], older_than = "1s" }}
+params = { users = ["koji"], older_than = "1s" }
 [[rule]]
 name = "overloaded"
 alertname = "KojiBuilderOverloaded"
 action = "lower_capacity"
 policy = "auto"
-params = {{ step = 1.0, floor = 2.0 }}
+params = { step = 1.0, floor = 2.0 }
 "#,
-            d = d.display(),
-            journal = as_role(&remediator_role, &journal_db),
-            hub = as_role(&remediator_role, &hub.name),
-        ),
-    )
-    .unwrap();
-    let remediator_port = free_port();
-    let remediator = start_binary(
-        d,
-        "koji-remediator",
-        "koji-remediator",
-        "remediator.toml",
-        remediator_port,
-        &[],
     );
     let base = format!("http://127.0.0.1:{remediator_port}");
     let logs = [&exporter, &remediator];

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use fantoccini::Locator;
 use koji_e2e::browser::Browser;
 use koji_e2e::{
-    alert_active, free_port, get_json, start_alertmanager, start_binary, start_prometheus, wait_for,
+    alert_active, free_port, get_json, start_alertmanager, start_binary, start_central_remediator,
+    start_prometheus, wait_for, Central,
 };
 use koji_testkit::mounts::{age_tree, TestMount};
 use koji_testkit::smtp_sink::SmtpSink;
@@ -64,21 +65,9 @@ async fn shared_storage_full_is_mailed_then_approved_in_chromium_and_applied_onc
     let hub = TestDb::koji("e2e_browser_hub", KojiVersion::V1_33)
         .await
         .unwrap();
-    std::fs::write(d.join("webhook.token"), "e2e-browser-webhook-token-0123456").unwrap();
-    std::fs::write(d.join("api.token"), API_TOKEN).unwrap();
     std::fs::write(d.join("alice.token"), ALICE).unwrap();
-    let remediator_port = free_port();
-    std::fs::write(
-        d.join("remediator.toml"),
-        format!(
-            r#"
-[server]
-webhook_token_file = "{d}/webhook.token"
-api_token_file = "{d}/api.token"
-[journal]
-url = "{journal}"
-[hub]
-url = "{hub}"
+    let rest = format!(
+        r#"
 [notify]
 contact = "storage-team@example.org"
 [notify.smtp]
@@ -96,22 +85,17 @@ action = "clean_build_dirs"
 policy = "approve"
 params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", roots = ["{scratch}"], retention = "7d", target_free_percent = 50, services = [], check_hub_buildroots = false }}
 "#,
-            d = d.display(),
-            journal = journal.url,
-            hub = hub.url,
-            smtp_port = smtp.port,
-            scratch = scratch.display(),
-        ),
-    )
-    .unwrap();
-    let remediator = start_binary(
-        d,
-        "koji-remediator",
-        "koji-remediator",
-        "remediator.toml",
-        remediator_port,
-        &[],
+        d = d.display(),
+        smtp_port = smtp.port,
+        scratch = scratch.display(),
     );
+    let central = Central {
+        webhook_token: "e2e-browser-webhook-token-0123456",
+        api_token: API_TOKEN,
+        journal_url: &journal.url,
+        hub_url: &hub.url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(d, &central, "", &rest);
     let (alertmanager, am_port) = start_alertmanager(
         d,
         &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),

@@ -7,7 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use koji_e2e::{free_port, start_alertmanager, start_binary, start_prometheus, wait_for};
+use koji_e2e::{
+    free_port, start_alertmanager, start_binary, start_central_remediator, start_prometheus,
+    wait_for, Central,
+};
 use koji_testkit::mounts::TestMount;
 use koji_testkit::{KojiVersion, TestDb};
 use serde_json::Value;
@@ -64,20 +67,8 @@ async fn shared_storage_full_is_escalated_with_a_notice_and_nothing_deleted() {
         .await
         .unwrap();
     let journal = TestDb::empty("e2e_shared_journal").await.unwrap();
-    std::fs::write(d.join("webhook.token"), "e2e-shared-webhook-token-01234567").unwrap();
-    std::fs::write(d.join("api.token"), "e2e-shared-api-token-0123456789ab").unwrap();
-    let remediator_port = free_port();
-    std::fs::write(
-        d.join("remediator.toml"),
-        format!(
-            r#"
-[server]
-webhook_token_file = "{d}/webhook.token"
-api_token_file = "{d}/api.token"
-[journal]
-url = "{journal}"
-[hub]
-url = "{hub}"
+    let rest = format!(
+        r#"
 [notify]
 webhook_url = "{bridge_url}"
 contact = "storage-team@example.org"
@@ -86,21 +77,15 @@ name = "shared-storage-full"
 alertname = "KojiSharedStorageFull"
 action = "escalate"
 policy = "notify"
-"#,
-            d = d.display(),
-            journal = journal.url,
-            hub = hub.url,
-        ),
-    )
-    .unwrap();
-    let remediator = start_binary(
-        d,
-        "koji-remediator",
-        "koji-remediator",
-        "remediator.toml",
-        remediator_port,
-        &[],
+"#
     );
+    let central = Central {
+        webhook_token: "e2e-shared-webhook-token-01234567",
+        api_token: "e2e-shared-api-token-0123456789ab",
+        journal_url: &journal.url,
+        hub_url: &hub.url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(d, &central, "", &rest);
     let (alertmanager, am_port) = start_alertmanager(
         d,
         &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),

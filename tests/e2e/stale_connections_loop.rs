@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use koji_e2e::rule_expressions::bool_form;
 use koji_e2e::{
     alert_active, free_port, get_json, query_has_data, repo_root, start_alertmanager, start_binary,
-    start_prometheus, wait_for,
+    start_central_remediator, start_prometheus, wait_for, Central,
 };
 use koji_testkit::mounts::TestMount;
 use koji_testkit::populate::add_host;
@@ -82,41 +82,26 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
     );
 
     // koji-remediator with the example's rule, thresholds scaled down.
-    let remediator_port = free_port();
-    std::fs::write(d.join("webhook.token"), WEBHOOK_TOKEN).unwrap();
-    std::fs::write(d.join("api.token"), API_TOKEN).unwrap();
-    std::fs::write(
-        d.join("remediator.toml"),
-        format!(
-            r#"
-[server]
-webhook_token_file = "{d}/webhook.token"
-api_token_file = "{d}/api.token"
-[journal]
-url = "{journal}"
-[hub]
-url = "{hub}"
+    let hub_url = cluster.url("koji");
+    let central = Central {
+        webhook_token: WEBHOOK_TOKEN,
+        api_token: API_TOKEN,
+        journal_url: &journal.url,
+        hub_url: &hub_url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(
+        d,
+        &central,
+        "",
+        r#"
 [[rule]]
 name = "stale-db-connections"
 alertname = "KojiDatabaseStaleConnections"
 action = "terminate_stale_connections"
 policy = "auto"
 cooldown = "0s"
-params = {{ users = ["koji"], older_than = "3s", max_per_run = 100 }}
+params = { users = ["koji"], older_than = "3s", max_per_run = 100 }
 "#,
-            d = d.display(),
-            journal = journal.url,
-            hub = cluster.url("koji"),
-        ),
-    )
-    .unwrap();
-    let remediator = start_binary(
-        d,
-        "koji-remediator",
-        "koji-remediator",
-        "remediator.toml",
-        remediator_port,
-        &[],
     );
 
     let (alertmanager, am_port) = start_alertmanager(

@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use koji_e2e::{
-    free_port, get_json, start_alertmanager_with, start_binary, start_prometheus_with, wait_for,
+    free_port, get_json, start_alertmanager_with, start_binary, start_central_remediator,
+    start_prometheus_with, wait_for, Central,
 };
 use koji_testkit::certs::TestCa;
 use koji_testkit::mounts::TestMount;
@@ -58,33 +59,22 @@ async fn every_hop_runs_tls_and_the_alert_still_arrives() {
     let hub = TestDb::koji("e2e_tls_hub", KojiVersion::V1_33)
         .await
         .unwrap();
-    std::fs::write(d.join("webhook.token"), "e2e-tls-webhook-token-0123456789").unwrap();
-    std::fs::write(d.join("api.token"), API_TOKEN).unwrap();
     std::fs::write(
         d.join("remediator-web.yml"),
         "tls_server_config:\n  cert_file: remediator.crt\n  key_file: remediator.key\n",
     )
     .unwrap();
-    std::fs::write(
-        d.join("remediator.toml"),
-        format!(
-            "[server]\nwebhook_token_file = \"{d}/webhook.token\"\napi_token_file = \"{d}/api.token\"\nweb_config_file = \"{d}/remediator-web.yml\"\n\
-             [journal]\nurl = \"{}\"\n[hub]\nurl = \"{}\"\n\
-             [[rule]]\nname = \"shared-storage-full\"\nalertname = \"KojiSharedStorageFull\"\naction = \"escalate\"\npolicy = \"notify\"\n",
-            journal.url,
-            hub.url,
-            d = d.display(),
-        ),
-    )
-    .unwrap();
-    let remediator_port = free_port();
-    let remediator = start_binary(
+    let central = Central {
+        webhook_token: "e2e-tls-webhook-token-0123456789",
+        api_token: API_TOKEN,
+        journal_url: &journal.url,
+        hub_url: &hub.url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(
         d,
-        "koji-remediator",
-        "koji-remediator",
-        "remediator.toml",
-        remediator_port,
-        &[],
+        &central,
+        &format!("web_config_file = \"{}/remediator-web.yml\"", d.display()),
+        "[[rule]]\nname = \"shared-storage-full\"\nalertname = \"KojiSharedStorageFull\"\naction = \"escalate\"\npolicy = \"notify\"\n",
     );
 
     let (alertmanager, am_port) = start_alertmanager_with(

@@ -108,6 +108,51 @@ pub fn start_binary(
     Process::start(dir, log_name, &workspace_binary(binary), &args)
 }
 
+/// Tokens and databases of a central koji-remediator in a test.
+pub struct Central<'a> {
+    /// Alertmanager's token (written to `<dir>/webhook.token`).
+    pub webhook_token: &'a str,
+    /// On-call's API token (written to `<dir>/api.token`).
+    pub api_token: &'a str,
+    /// The journal's connection string.
+    pub journal_url: &'a str,
+    /// The hub database's connection string.
+    pub hub_url: &'a str,
+}
+
+/// Starts a central koji-remediator whose configuration (`<dir>/remediator.toml`) is
+/// `[server]` with the token files and `server_extra` lines, `[journal]`, `[hub]`, then
+/// `rest` (rules, notify, ...); returns it and its port.
+pub fn start_central_remediator(
+    dir: &Path,
+    central: &Central<'_>,
+    server_extra: &str,
+    rest: &str,
+) -> (Process, u16) {
+    std::fs::write(dir.join("webhook.token"), central.webhook_token).unwrap();
+    std::fs::write(dir.join("api.token"), central.api_token).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("remediator.toml"),
+        format!(
+            "[server]\nwebhook_token_file = \"{d}/webhook.token\"\napi_token_file = \"{d}/api.token\"\n{server_extra}\n\
+             [journal]\nurl = \"{}\"\n[hub]\nurl = \"{}\"\n{rest}",
+            central.journal_url, central.hub_url
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let process = start_binary(
+        dir,
+        "koji-remediator",
+        "koji-remediator",
+        "remediator.toml",
+        port,
+        &[],
+    );
+    (process, port)
+}
+
 /// GETs `url` (with a bearer token when given) and parses the JSON answer; `None` on any
 /// failure, for polling with [`wait_for`].
 pub async fn get_json(
