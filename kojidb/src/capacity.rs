@@ -158,3 +158,34 @@ async fn revoke_and_insert(
         .await?;
     Ok(())
 }
+
+/// Koji's history (1.16+): a configuration row of `host` with capacity `to`, made by the
+/// Koji user `by` at an event at or after `since` (seconds since the epoch).
+const CHANGED_SINCE: &str = "
+SELECT EXISTS (
+    SELECT 1 FROM host_config hc
+      JOIN host h ON h.id = hc.host_id
+      JOIN events e ON e.id = hc.create_event
+      JOIN users u ON u.id = hc.creator_id
+     WHERE h.name = $1 AND hc.capacity = $2 AND u.name = $3 AND e.time >= to_timestamp($4))";
+
+/// Whether Koji's history shows `by` setting `host`'s capacity to `to` since `since`
+/// (seconds since the epoch). `None` before 1.16, which keeps no history.
+pub async fn changed_since(
+    client: &impl GenericClient,
+    layout: Layout,
+    host: &str,
+    to: f64,
+    by: &str,
+    since: f64,
+) -> Result<Option<bool>, KojiDbError> {
+    match layout {
+        Layout::Pre116 => Ok(None),
+        Layout::HostConfig { .. } => Ok(Some(
+            client
+                .query_one(CHANGED_SINCE, &[&host, &to, &by, &since])
+                .await?
+                .get(0),
+        )),
+    }
+}

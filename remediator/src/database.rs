@@ -9,7 +9,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 
-use crate::config::DatabaseConfig;
+use crate::config::sections::DatabaseConfig;
 
 /// The `application_name` of every remediator connection.
 pub const APPLICATION_NAME: &str = "koji-remediator";

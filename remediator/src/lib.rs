@@ -1,52 +1,60 @@
 //! koji-remediator: receives Alertmanager's webhooks and applies the Koji runbook's fixes.
 //!
-//! - [`config`]: the configuration and runbook rules, parsed strictly.
-//! - [`alertmanager`]: the webhook payload (version 4).
+//! The layers, from the bottom up (a file imports only from layers below it):
+//!
+//! - [`lifecycle`]: the run state machine: states, events, decisions, policies, kinds, and
+//!   the one transition function. [`actions::kind`]: the actions' names.
+//! - [`alertmanager`]: the webhook payload (version 4). [`config`]: the configuration and
+//!   runbook rules, parsed strictly ([`config::sections`] is the data; [`config`] checks it).
+//! - [`agent::protocol`]: what a central instance and an agent say to each other.
+//! - [`actions`]: the fixes, one file each: plan, apply, verify, undo, and whether an
+//!   interrupted apply took effect; [`actions::steps`] is the apply → verify routine the
+//!   executor and the agent share.
 //! - [`runbook`]: which rule an alert matches and what to do with it.
-//! - [`journal`]: every alert, decision, plan and outcome in PostgreSQL; the idempotency key.
-//! - [`executor`]: runs claimed actions behind the central guards.
-//! - [`agent`], [`forwarding`]: agent mode, and forwarding runs to agents.
-//! - [`actions`]: the fixes, one file each, as plan, apply, verify.
-//! - [`database`]: connection pools.
-//! - [`escalations_cli`]: on-call's command line for escalations.
-//! - [`server`], [`api_error`]: the HTTP surface.
-//! - [`metrics`]: the remediator's own metrics.
-//! - [`notify`]: outage notices for escalations.
+//! - [`journal`]: everything in PostgreSQL, split by purpose (deliveries, runs, notices,
+//!   escalations, settings, read API, migrations).
+//! - [`engine`]: the executor of runs, the reconciler that keeps them moving across
+//!   outages, crashes and replicas, the notice outbox, escalation decisions, forwarding to
+//!   agents, Alertmanager silences.
+//! - [`agent`]: agent mode: a forwarded run under the machine's own policy; the durable
+//!   record of services it stopped.
+//! - [`http`]: the routes, one file each, with authentication, rate limits and errors.
+//! - [`database`]: connection pools. [`metrics`]: the remediator's own metrics.
+//!   [`escalations_cli`]: on-call's command line.
 //!
 //! [`start`] builds everything from a configuration for `main` and for tests.
 
 pub mod actions;
 pub mod agent;
 pub mod alertmanager;
-pub mod api_error;
-pub mod approval_page;
-pub mod auth_limit;
 pub mod config;
 pub mod database;
+pub mod engine;
 pub mod escalations_cli;
-pub mod executor;
-pub mod forwarding;
+pub mod http;
 pub mod journal;
+pub mod lifecycle;
 pub mod metrics;
-pub mod notify;
 pub mod runbook;
-pub mod server;
-pub mod silences;
-pub mod token_file;
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::actions::ActionContext;
 use crate::agent::AgentState;
 use crate::config::{Config, HUB_URL_ENV, JOURNAL_URL_ENV};
-use crate::executor::Executor;
-use crate::forwarding::Forwarder;
+use crate::engine::executor::{Executor, ExecutorParts};
+use crate::engine::forwarding::Forwarder;
+use crate::engine::outbox::Outbox;
+use crate::engine::reconciler::Reconciler;
+use crate::http::state::{App, AppState};
+use crate::http::token_file::TokenFile;
+use crate::journal::runs::Lease;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::server::AppState;
-use crate::token_file::TokenFile;
 
 /// Every credential file the configuration names, read and checked: the tokens (each at
 /// least 16 characters, all different, so one never unlocks another's door) and the
@@ -122,20 +130,23 @@ impl Credentials {
     }
 }
 
-/// What one remediator process serves: the webhook and API (central), the agent endpoint,
-/// or both.
-#[derive(Debug, Clone)]
-pub struct App {
-    /// The webhook, journal and pause API.
-    pub central: Option<AppState>,
-    /// The endpoint for forwarded runs.
-    pub agent: Option<AgentState>,
-    /// Own metrics, shared by both.
-    pub metrics: Arc<Metrics>,
+/// This replica's identity in the journal: host name, process id and a random part, so
+/// a restarted process never mistakes its predecessor's runs for its own.
+pub fn replica_id() -> String {
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Builds the application: reads the tokens, connects the pools, migrates the journal and
-/// resumes runs claimed before a restart.
+/// starts the background work (the reconciler, which also resumes what an earlier process
+/// left behind, and the notice sender).
 pub async fn start(config: Config) -> anyhow::Result<App> {
     let hub = match &config.hub {
         Some(hub) => Some(database::pool(&hub.database, "hub.url", HUB_URL_ENV, 4)?),
@@ -143,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
     };
     let credentials = Credentials::load(&config)?;
     let metrics = Arc::new(Metrics::default());
+    let agent_config = config.agent.clone().map(Arc::new);
     let context = ActionContext {
         forwarder: credentials.forwarder.clone(),
         hub,
@@ -150,13 +162,15 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .hub
             .as_ref()
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
-        local_host: config.agent.as_ref().map(|agent| agent.host_name.clone()),
+        agent: agent_config.clone(),
     };
-    let agent = match (&config.agent, &credentials.agent) {
-        (Some(agent), Some(token)) => Some(AgentState {
+    let background = CancellationToken::new();
+    let agent = match (&agent_config, &credentials.agent) {
+        (Some(agent_config), Some(token)) => Some(AgentState {
             token: token.clone(),
-            actions: Arc::new(agent.actions.clone()),
+            config: agent_config.clone(),
             context: context.clone(),
+            recovery: Arc::new(agent::recover(agent_config).await),
         }),
         _ => None,
     };
@@ -168,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
                 context,
                 credentials,
                 metrics.clone(),
+                background.clone(),
             )
             .await?,
         ),
@@ -177,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         central,
         agent,
         metrics,
+        background,
     })
 }
 
@@ -186,6 +202,7 @@ async fn start_central(
     context: ActionContext,
     credentials: Credentials,
     metrics: Arc<Metrics>,
+    background: CancellationToken,
 ) -> anyhow::Result<AppState> {
     let (Some(webhook_token), Some(api_token)) = (credentials.webhook, credentials.api) else {
         anyhow::bail!(
@@ -193,7 +210,6 @@ async fn start_central(
         );
     };
     let oncall = credentials.oncall;
-    let forwarder = context.forwarder.clone();
     let journal = Journal::new(database::pool(
         journal_config,
         "journal.url",
@@ -211,17 +227,43 @@ async fn start_central(
         None => false,
     };
     let config = Arc::new(config.clone());
+    let lease = Lease {
+        owner: replica_id().into(),
+        duration: config.guards.run_lease,
+    };
+    tracing::info!(replica = %lease.owner, "journal ready");
+    let run_ended = Arc::new(Notify::new());
+    let notice_queued = Arc::new(Notify::new());
     let executor = Executor::new(
         config.clone(),
-        journal.clone(),
-        context,
-        metrics.clone(),
-        forwarder,
-        config.notify.clone().map(notify::Notifier::new),
+        ExecutorParts {
+            journal: journal.clone(),
+            context,
+            metrics: metrics.clone(),
+            lease: lease.clone(),
+            run_ended: run_ended.clone(),
+            notice_queued: notice_queued.clone(),
+        },
     );
-    for id in journal.recover().await? {
-        tracing::info!(run = id, "resuming a run claimed before the restart");
-        executor.resume(id);
+    Reconciler {
+        journal: journal.clone(),
+        executor: executor.clone(),
+        cap: config.guards.max_concurrent_per_action,
+        max_attempts: config.guards.max_attempts,
+        interval: config.guards.reconcile_interval,
+        run_ended,
+        notice_queued: notice_queued.clone(),
+        notices: config.notify.is_some(),
+    }
+    .spawn(background.clone());
+    if let Some(notify) = &config.notify {
+        Outbox {
+            journal: journal.clone(),
+            notifier: engine::notify::Notifier::new(notify.clone()),
+            lease,
+            wake: notice_queued,
+        }
+        .spawn(background);
     }
     Ok(AppState {
         config,
@@ -231,7 +273,7 @@ async fn start_central(
         webhook_token,
         api_token,
         oncall: Arc::new(oncall),
-        sessions: Arc::new(approval_page::sessions::Sessions::new(
+        sessions: Arc::new(http::approval_page::sessions::Sessions::new(
             session_lifetime,
             secure_cookies,
         )),

@@ -168,11 +168,13 @@ async fn main() -> anyhow::Result<()> {
         "koji-remediator listening"
     );
     let executor = app.central.as_ref().map(|central| central.executor.clone());
-    koji_remediator::server::run(listener, app, transport, shutdown_signal()).await?;
+    let background = app.background.clone();
+    koji_remediator::http::run(listener, app, transport, shutdown_signal()).await?;
+    background.cancel();
     // Requests are drained; let runs in flight finish their apply and verify.
     if let Some(executor) = executor {
         if !executor.drain(std::time::Duration::from_secs(30)).await {
-            tracing::warn!("runs still in flight after 30 s; they will be marked interrupted");
+            tracing::warn!("runs still in flight after 30 s; their leases run out and the next replica to look resolves them");
         }
     }
     tracing::info!("koji-remediator stopped");

@@ -159,7 +159,7 @@ async fn the_command_line_reaches_a_tls_remediator_with_the_site_ca() {
         "https://localhost:{}",
         listener.local_addr().unwrap().port()
     );
-    tokio::spawn(koji_remediator::server::run(
+    tokio::spawn(koji_remediator::http::run(
         listener,
         app,
         transport,

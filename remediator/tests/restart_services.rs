@@ -29,7 +29,7 @@ async fn start_agent(dir: &Path, host: &str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        koji_remediator::server::run(
+        koji_remediator::http::run(
             listener,
             app,
             koji_tls::Transport::Plain,

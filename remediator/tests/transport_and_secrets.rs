@@ -130,7 +130,7 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
     // Guessing from another address: refused after MAX_FAILURES, even with the right
     // token, while 127.0.0.1 is still served.
     let mallory = client(&ca.cert_file, "127.0.0.2");
-    for _ in 0..koji_remediator::auth_limit::MAX_FAILURES {
+    for _ in 0..koji_remediator::http::auth_limit::MAX_FAILURES {
         let response = post(GUESS, &mallory).await.unwrap();
         assert_eq!(response.status(), 401);
         bodies.push(response.text().await.unwrap());

@@ -20,79 +20,41 @@ use koji_hostfs::removal::remove_entry;
 use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, Plan, Planned};
+use crate::agent::protocol::Knobs;
+use crate::agent::stopped_services::StoppedServices;
+use crate::config::sections::CleanPolicy;
+use crate::lifecycle::Found;
 
-/// Rule parameters.
+/// A rule's parameters: only knobs, since what a cleanup touches and runs is the
+/// machine's own policy (`[agent.clean_build_dirs]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// The Koji host name of the machine this runs on; default: the agent's `host_name`.
-    /// Alerts naming another host are refused: files are only ever deleted on the machine
-    /// the alert is about.
+    /// Entries whose newest change is older than this may go (the agent's `retention` when
+    /// absent; never below its `min_retention`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub retention: Option<Duration>,
+    /// Stop deleting once this share of each root's file system is free (the agent's
+    /// `target_free_percent` when absent; never above its `max_target_free_percent`).
     #[serde(default)]
-    pub local_host: Option<String>,
-    /// Build-directory roots (absolute, no `..`, never `/`).
-    #[serde(default = "default_roots")]
-    pub roots: Vec<PathBuf>,
-    /// Entries whose newest change is older than this may go (the runbook: one week).
-    #[serde(default = "default_retention", with = "humantime_serde")]
-    pub retention: Duration,
-    /// Stop deleting once this share of each root's file system is free.
-    #[serde(default = "default_target")]
-    pub target_free_percent: f64,
-    /// Daemons to stop during the cleanup, when running (kojid; plague-builder where present).
-    #[serde(default = "default_services")]
-    pub services: Vec<String>,
-    /// Command and leading arguments to stop a service (the name is appended).
-    #[serde(default = "default_stop")]
-    pub stop_command: Vec<String>,
-    /// Command to start a service.
-    #[serde(default = "default_start")]
-    pub start_command: Vec<String>,
-    /// Command whose success means the service runs.
-    #[serde(default = "default_is_active")]
-    pub is_active_command: Vec<String>,
-    /// procfs, for the mount table.
-    #[serde(default = "default_procfs")]
-    pub procfs: PathBuf,
-    /// Ask the hub database which buildroots of this host are still active, and keep them.
-    #[serde(default = "default_true")]
-    pub check_hub_buildroots: bool,
-    /// Buildroot ids never to delete, whatever the hub check says (a central remediator
-    /// forwarding to an agent sends the hub's active ones here).
-    #[serde(default)]
-    pub keep_buildroots: Vec<i32>,
+    pub target_free_percent: Option<f64>,
     /// The alert label naming the Koji host (for the hub check and the cooldown).
     #[serde(default = "default_host_label")]
     pub host_label: String,
 }
 
-fn default_roots() -> Vec<PathBuf> {
-    vec!["/var/lib/mock".into(), "/mnt/build".into()]
-}
-fn default_retention() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
-}
-fn default_target() -> f64 {
-    25.0
-}
-fn default_services() -> Vec<String> {
-    vec!["kojid".into(), "plague-builder".into()]
-}
-fn default_stop() -> Vec<String> {
-    vec!["systemctl".into(), "stop".into()]
-}
-fn default_start() -> Vec<String> {
-    vec!["systemctl".into(), "start".into()]
-}
-fn default_is_active() -> Vec<String> {
-    vec!["systemctl".into(), "is-active".into(), "--quiet".into()]
-}
-fn default_procfs() -> PathBuf {
-    "/proc".into()
-}
-fn default_true() -> bool {
-    true
-}
+/// Keys that belong to the agent's policy: a rule naming one is refused with where it goes.
+const POLICY_KEYS: [&str; 8] = [
+    "roots",
+    "services",
+    "stop_command",
+    "start_command",
+    "is_active_command",
+    "procfs",
+    "local_host",
+    "min_retention",
+];
+
 fn default_host_label() -> String {
     "host".into()
 }
@@ -118,36 +80,29 @@ fn check_root(root: &Path) -> Result<(), String> {
 impl Params {
     /// Parses and checks a rule's `params` table.
     pub fn from_table(table: &toml::Table) -> Result<Params, String> {
+        if let Some(key) = POLICY_KEYS.iter().find(|k| table.contains_key(**k)) {
+            return Err(format!(
+                "{key} is the builder's own policy: set it in the agent's [agent.clean_build_dirs], not in a rule"
+            ));
+        }
         let params: Params = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|error: toml::de::Error| error.to_string())?;
-        if params.local_host.as_deref() == Some("") {
-            return Err("local_host must name this machine's Koji host".into());
-        }
-        if params.roots.is_empty() {
-            return Err("roots must name at least one build directory".into());
-        }
-        params.roots.iter().try_for_each(|root| check_root(root))?;
-        if !(0.0..100.0).contains(&params.target_free_percent) {
-            return Err("target_free_percent must be from 0 to under 100".into());
-        }
-        for (key, command) in [
-            ("stop_command", &params.stop_command),
-            ("start_command", &params.start_command),
-            ("is_active_command", &params.is_active_command),
-        ] {
-            if command.is_empty() {
-                return Err(format!("{key} must name a command"));
+        if let Some(target) = params.target_free_percent {
+            if !(0.0..100.0).contains(&target) {
+                return Err("target_free_percent must be from 0 to under 100".into());
             }
         }
-        if params
-            .services
-            .iter()
-            .any(|s| s.is_empty() || s.starts_with('-'))
-        {
-            return Err("services must be plain service names".into());
-        }
         Ok(params)
+    }
+
+    /// What a request to the agent carries.
+    pub fn knobs(&self) -> Knobs {
+        Knobs {
+            retention: self.retention,
+            target_free_percent: self.target_free_percent,
+            services: None,
+        }
     }
 
     /// The cooldown key: the builder named by the alert, else this machine.
@@ -157,6 +112,45 @@ impl Params {
             _ => "host:local".into(),
         }
     }
+}
+
+/// Checks an agent's cleanup policy: roots acceptable, commands named, bounds consistent.
+pub fn check_policy(policy: &CleanPolicy) -> Result<(), String> {
+    if policy.roots.is_empty() {
+        return Err("roots must name at least one build directory".into());
+    }
+    policy.roots.iter().try_for_each(|root| check_root(root))?;
+    for (key, target) in [
+        ("target_free_percent", policy.target_free_percent),
+        ("max_target_free_percent", policy.max_target_free_percent),
+    ] {
+        if !(0.0..100.0).contains(&target) {
+            return Err(format!("{key} must be from 0 to under 100"));
+        }
+    }
+    if policy.target_free_percent > policy.max_target_free_percent {
+        return Err("target_free_percent is above max_target_free_percent".into());
+    }
+    if policy.retention < policy.min_retention {
+        return Err("retention is shorter than min_retention".into());
+    }
+    for (key, command) in [
+        ("stop_command", &policy.stop_command),
+        ("start_command", &policy.start_command),
+        ("is_active_command", &policy.is_active_command),
+    ] {
+        if command.is_empty() {
+            return Err(format!("{key} must name a command"));
+        }
+    }
+    if policy
+        .services
+        .iter()
+        .any(|s| s.is_empty() || s.starts_with('-'))
+    {
+        return Err("services must be plain service names".into());
+    }
+    Ok(())
 }
 
 /// One entry to delete.
@@ -190,16 +184,9 @@ pub struct CleanPlan {
     pub delete: Vec<Candidate>,
     /// Old entries refused (mounts inside, active buildroots).
     pub kept: Vec<Kept>,
-    /// Services to stop and start again.
+    /// Services to stop and start again (the policy's, when planned; applied with the
+    /// policy's commands, never with anything a stored plan says).
     pub services: Vec<String>,
-    /// Commands.
-    pub stop_command: Vec<String>,
-    /// Commands.
-    pub start_command: Vec<String>,
-    /// Commands.
-    pub is_active_command: Vec<String>,
-    /// procfs for the mount table at apply time.
-    pub procfs: PathBuf,
     /// Bytes the deletions free.
     pub bytes: u64,
     /// Free bytes per root before.
@@ -239,42 +226,88 @@ pub async fn active_buildroots(context: &ActionContext, host: &str) -> Option<Ha
     Some(rows.iter().map(|row| row.get(0)).collect())
 }
 
-/// Plans the cleanup.
+/// The policy this machine's configuration gives the cleanup, or why there is none.
+fn policy(context: &ActionContext) -> Result<(&str, &CleanPolicy), String> {
+    let agent = context
+        .agent
+        .as_ref()
+        .ok_or("clean_build_dirs runs only where [agent] names this machine")?;
+    let policy = agent
+        .clean_build_dirs
+        .as_ref()
+        .ok_or("this machine has no [agent.clean_build_dirs] policy")?;
+    Ok((&agent.host_name, policy))
+}
+
+/// What one cleanup is asked: the alert's host and the knobs, within the policy's bounds.
+struct Asked {
+    retention: Duration,
+    target_free_percent: f64,
+}
+
+fn bounded(policy: &CleanPolicy, knobs: &Knobs) -> Result<Asked, String> {
+    let retention = knobs.retention.unwrap_or(policy.retention);
+    if retention < policy.min_retention {
+        return Err(format!(
+            "retention {} is shorter than this machine's min_retention {}",
+            humantime::format_duration(retention),
+            humantime::format_duration(policy.min_retention)
+        ));
+    }
+    let target_free_percent = knobs
+        .target_free_percent
+        .unwrap_or(policy.target_free_percent);
+    if !(0.0..=policy.max_target_free_percent).contains(&target_free_percent) {
+        return Err(format!(
+            "target_free_percent {target_free_percent} is above this machine's max_target_free_percent {}",
+            policy.max_target_free_percent
+        ));
+    }
+    Ok(Asked {
+        retention,
+        target_free_percent,
+    })
+}
+
+/// Plans the cleanup on this machine, under its own policy.
 pub async fn plan(
     context: &ActionContext,
-    params: &Params,
-    labels: &BTreeMap<String, String>,
+    host: &str,
+    knobs: &Knobs,
+    keep_buildroots: &[i32],
 ) -> Result<Planned, ActionError> {
-    let host = labels.get(&params.host_label).cloned().unwrap_or_default();
-    let Some(local_host) = params.local_host.as_ref().or(context.local_host.as_ref()) else {
-        return Ok(Planned::Refused(
-            "this instance does not know its Koji host name (params.local_host or agent.host_name)"
-                .into(),
-        ));
+    let (local_host, policy) = match policy(context) {
+        Ok(found) => found,
+        Err(reason) => return Ok(Planned::Refused(reason)),
     };
-    if &host != local_host {
+    if host != local_host {
         return Ok(Planned::Refused(format!(
             "the alert is about host {host:?}, this machine is {local_host:?}"
         )));
     }
-    let mut active = if params.check_hub_buildroots {
-        active_buildroots(context, &host).await
-    } else {
-        None
+    let asked = match bounded(policy, knobs) {
+        Ok(asked) => asked,
+        Err(reason) => return Ok(Planned::Refused(reason)),
     };
-    if !params.keep_buildroots.is_empty() {
+    let mut active = active_buildroots(context, host).await;
+    if !keep_buildroots.is_empty() {
         active
             .get_or_insert_with(HashSet::new)
-            .extend(params.keep_buildroots.iter().copied());
+            .extend(keep_buildroots.iter().copied());
     }
-    let params = params.clone();
-    let planned = tokio::task::spawn_blocking(move || plan_blocking(&params, active.as_ref()))
-        .await
-        .map_err(|e| ActionError::Params(format!("planning thread: {e}")))?;
-    planned.map_err(ActionError::Params)
+    let policy = policy.clone();
+    let planned =
+        tokio::task::spawn_blocking(move || plan_blocking(&policy, &asked, active.as_ref()))
+            .await
+            .map_err(|e| ActionError::Host(format!("planning thread: {e}")))?;
+    planned.map_err(ActionError::Host)
 }
 
-fn plan_blocking(params: &Params, active: Option<&HashSet<i32>>) -> Result<Planned, String> {
+fn plan_blocking(
+    params: &CleanPolicy,
+    asked: &Asked,
+    active: Option<&HashSet<i32>>,
+) -> Result<Planned, String> {
     let mounts = mount_table(&params.procfs)?;
     let now = SystemTime::now();
     let mut delete = Vec::new();
@@ -285,11 +318,11 @@ fn plan_blocking(params: &Params, active: Option<&HashSet<i32>>) -> Result<Plann
             continue;
         };
         free_before.insert(root.display().to_string(), free);
-        let scan = scan_root(root, params.retention, now).map_err(|e| e.to_string())?;
-        let wanted = (size as f64 * params.target_free_percent / 100.0) as u64;
+        let scan = scan_root(root, asked.retention, now).map_err(|e| e.to_string())?;
+        let wanted = (size as f64 * asked.target_free_percent / 100.0) as u64;
         let mut expected_free = free;
         let cutoff = now
-            .checked_sub(params.retention)
+            .checked_sub(asked.retention)
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() as i64);
         // Largest first (the scan sorts so), until the target is met.
@@ -353,10 +386,6 @@ fn plan_blocking(params: &Params, active: Option<&HashSet<i32>>) -> Result<Plann
         delete,
         kept,
         services: params.services.clone(),
-        stop_command: params.stop_command.clone(),
-        start_command: params.start_command.clone(),
-        is_active_command: params.is_active_command.clone(),
-        procfs: params.procfs.clone(),
         bytes,
         free_before,
     })))
@@ -413,13 +442,22 @@ impl CleanPlan {
         }
     }
 
-    /// Stops the running services, deletes, and starts what it stopped, even when the
-    /// deletion fails.
-    pub async fn apply(&self, _context: &ActionContext) -> Result<String, ActionError> {
+    /// Stops the running services (recording each durably first, so a crash leaves a
+    /// note to start it again), deletes, and starts what it stopped, even when the deletion
+    /// fails. Commands and the mount table come from this machine's policy as it is now.
+    pub async fn apply(&self, context: &ActionContext, run: i64) -> Result<String, ActionError> {
+        let (_, policy) = policy(context).map_err(ActionError::Host)?;
+        let record = StoppedServices::new(&context.agent.as_ref().expect("policy found").state_dir);
+        // Only services the policy names, whatever a stored plan says.
+        let services: Vec<&String> = self
+            .services
+            .iter()
+            .filter(|s| policy.services.contains(s))
+            .collect();
         let mut stopped = Vec::new();
         let mut stop_failure = None;
-        for service in &self.services {
-            match run_command(&self.is_active_command, service).await {
+        for service in services {
+            match run_command(&policy.is_active_command, service).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(error) => {
@@ -427,13 +465,19 @@ impl CleanPlan {
                     break;
                 }
             }
-            match run_command(&self.stop_command, service).await {
+            if let Err(error) = record.stopping(run, service) {
+                stop_failure = Some(format!("cannot record that {service} is stopped: {error}"));
+                break;
+            }
+            match run_command(&policy.stop_command, service).await {
                 Ok(true) => stopped.push(service.clone()),
                 Ok(false) => {
+                    stopped.push(service.clone());
                     stop_failure = Some(format!("stopping {service} failed"));
                     break;
                 }
                 Err(error) => {
+                    stopped.push(service.clone());
                     stop_failure = Some(error);
                     break;
                 }
@@ -443,20 +487,16 @@ impl CleanPlan {
             // Never delete under a running kojid.
             Some(error) => Err(format!("not deleting: {error}")),
             None => {
-                let plan = self.clone();
-                tokio::task::spawn_blocking(move || plan.delete_blocking())
+                // Only entries of the policy's roots, whatever a stored plan says.
+                let mut plan = self.clone();
+                plan.delete.retain(|c| policy.roots.contains(&c.root));
+                let procfs = policy.procfs.clone();
+                tokio::task::spawn_blocking(move || plan.delete_blocking(&procfs))
                     .await
                     .unwrap_or_else(|e| Err(format!("deletion thread failed: {e}")))
             }
         };
-        let mut start_failures = Vec::new();
-        for service in &stopped {
-            match run_command(&self.start_command, service).await {
-                Ok(true) => {}
-                Ok(false) => start_failures.push(format!("starting {service} failed")),
-                Err(error) => start_failures.push(error),
-            }
-        }
+        let start_failures = start_again(policy, &record, &stopped).await;
         let restarted = if stopped.is_empty() {
             "no service was running".to_string()
         } else {
@@ -479,9 +519,24 @@ impl CleanPlan {
         }
     }
 
+    /// Whether an interrupted cleanup took effect: every planned entry gone is applied,
+    /// every one still there is not, anything between cannot be told.
+    pub fn find_applied(&self) -> Found {
+        let present = self
+            .delete
+            .iter()
+            .filter(|c| std::fs::symlink_metadata(c.root.join(&c.name)).is_ok())
+            .count();
+        match present {
+            0 => Found::Applied,
+            n if n == self.delete.len() => Found::NotApplied,
+            _ => Found::Unknown,
+        }
+    }
+
     /// Deletes the planned entries, re-checking each against the mount table first.
-    fn delete_blocking(&self) -> Result<String, String> {
-        let mounts = mount_table(&self.procfs)?;
+    fn delete_blocking(&self, procfs: &Path) -> Result<String, String> {
+        let mounts = mount_table(procfs)?;
         let mut deleted = Vec::new();
         let mut problems = Vec::new();
         for candidate in &self.delete {
@@ -507,17 +562,72 @@ impl CleanPlan {
     }
 
     /// Checks free space grew by what was deleted and the services run.
-    pub async fn verify(&self, _context: &ActionContext) -> Result<String, ActionError> {
+    pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let (_, policy) = policy(context).map_err(ActionError::Host)?;
         let mut report = Vec::new();
         for (root, before) in &self.free_before {
             let (free, _) = space(Path::new(root)).map_err(ActionError::NotVerified)?;
             report.push(format!("{root}: {free} bytes free (was {before})"));
         }
         for service in &self.services {
-            if let Ok(false) = run_command(&self.is_active_command, service).await {
+            if let Ok(false) = run_command(&policy.is_active_command, service).await {
                 report.push(format!("{service} not running"));
             }
         }
         Ok(report.join("; "))
     }
+}
+
+/// Starts `stopped` again with the policy's command, clearing each from the record once it
+/// runs; returns what failed.
+async fn start_again(
+    policy: &CleanPolicy,
+    record: &StoppedServices,
+    stopped: &[String],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for service in stopped {
+        match run_command(&policy.start_command, service).await {
+            Ok(true) => {
+                if let Err(error) = record.started(service) {
+                    failures.push(format!("{service} started, but {error}"));
+                }
+            }
+            Ok(false) => failures.push(format!("starting {service} failed")),
+            Err(error) => failures.push(error),
+        }
+    }
+    failures
+}
+
+/// After the agent's restart: starts every service a cleanup cut short left stopped;
+/// returns what it did, for the log and the central journal.
+pub async fn start_left_stopped(policy: &CleanPolicy, state_dir: &Path) -> Vec<String> {
+    let record = StoppedServices::new(state_dir);
+    let left = match record.list() {
+        Ok(left) => left,
+        Err(error) => {
+            return vec![format!(
+                "cannot read the record of stopped services: {error}"
+            )]
+        }
+    };
+    let mut notes = Vec::new();
+    for stopped in left {
+        let failures = start_again(policy, &record, std::slice::from_ref(&stopped.service)).await;
+        notes.push(if failures.is_empty() {
+            format!(
+                "started {} again: run {} had stopped it when the agent was cut off",
+                stopped.service, stopped.run
+            )
+        } else {
+            format!(
+                "could not start {} again after run {} stopped it: {}",
+                stopped.service,
+                stopped.run,
+                failures.join("; ")
+            )
+        });
+    }
+    notes
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, Plan, Planned};
+use crate::lifecycle::Found;
 
 /// Rule parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -191,5 +192,40 @@ impl CapacityPlan {
                 self.to
             ))),
         }
+    }
+}
+
+impl CapacityPlan {
+    /// Whether this change, begun at `since` and cut off, took effect: Koji's host history
+    /// since then shows the remediator's Koji user setting the planned capacity (1.16+);
+    /// before 1.16, which keeps no history, the capacity now is the planned one or the
+    /// earlier one. Anything else cannot be told.
+    pub async fn find_applied(
+        &self,
+        context: &ActionContext,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Found, ActionError> {
+        let client = context.hub_client().await?;
+        let layout = koji_db::detect_layout(&client).await?;
+        let since = since.timestamp_millis() as f64 / 1000.0;
+        let history = koji_db::capacity::changed_since(
+            &**client,
+            layout,
+            &self.host,
+            self.to,
+            &context.koji_user,
+            since,
+        )
+        .await?;
+        let now = koji_db::capacity::read_capacity(&**client, layout, &self.host)
+            .await?
+            .map(|c| c.capacity);
+        Ok(match (history, now) {
+            (Some(true), _) => Found::Applied,
+            (Some(false), Some(now)) if now == self.from => Found::NotApplied,
+            (None, Some(now)) if now == self.to => Found::Applied,
+            (None, Some(now)) if now == self.from => Found::NotApplied,
+            _ => Found::Unknown,
+        })
     }
 }

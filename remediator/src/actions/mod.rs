@@ -1,37 +1,31 @@
-//! The runbook's fixes, one file each, dispatched from one enum. Every action first makes a
-//! plan (what exactly it would touch, readable by a human and stored in the journal), then
-//! applies it, then verifies the symptom is gone.
+//! The runbook's fixes, one file each, dispatched from one enum ([`kind::ActionKind`]).
+//! Every action first makes a plan (what exactly it would touch, readable by a human and
+//! stored in the journal), then applies it, then verifies the symptom is gone
+//! ([`steps`] runs those for the executor and the agent alike); and it can tell from the
+//! world whether an interrupted apply took effect.
+//!
+//! Host-local actions (`clean_build_dirs`, `restart_local_services`) run under the
+//! machine's own policy (`[agent.<action>]`): a rule or a request only sets knobs.
 
 pub mod clean_build_dirs;
+pub mod kind;
 pub mod lower_capacity;
 pub mod restart_local_services;
 pub mod restart_services;
+pub mod steps;
 pub mod terminate_stale_connections;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
 
-/// Every action the runbook can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    /// Terminate the hub user's backends left over from a crashed hub.
-    TerminateStaleConnections,
-    /// Lower a builder's capacity (and restore it when the alert resolves).
-    LowerCapacity,
-    /// Delete old build-directory entries on this builder (stopping its daemons meanwhile).
-    CleanBuildDirs,
-    /// The runbook's ordered restart: hub services, then kojid on builders that do not
-    /// reconnect, through agents.
-    RestartServices,
-    /// Restart services on this machine (the agent-side step of `restart_services`).
-    RestartLocalServices,
-    /// Hand the problem to on-call: no change is made, the alert and the decision are
-    /// journaled as an escalation (`notify` policy only).
-    Escalate,
-}
+use crate::agent::protocol::AgentRequest;
+use crate::config::sections::AgentConfig;
+use crate::lifecycle::Found;
+use kind::ActionKind;
 
 /// What actions may use.
 #[derive(Debug, Clone)]
@@ -40,10 +34,10 @@ pub struct ActionContext {
     pub hub: Option<Pool>,
     /// The Koji user recorded as making changes.
     pub koji_user: String,
-    /// The Koji host name of this machine, on an agent.
-    pub local_host: Option<String>,
+    /// This machine's name and host-local policies, where it runs as an agent.
+    pub agent: Option<Arc<AgentConfig>>,
     /// Reaches agents, for actions whose steps run on other machines.
-    pub forwarder: Option<crate::forwarding::Forwarder>,
+    pub forwarder: Option<crate::engine::forwarding::Forwarder>,
 }
 
 /// A plan: the exact change, for the journal and for on-call.
@@ -69,11 +63,12 @@ pub enum Planned {
     Change(Plan),
     /// The symptom needs nothing from this action (already fixed, nothing matches).
     NothingToDo(String),
-    /// The action must not act (a guard of its own: floor, unknown host, changed meanwhile).
+    /// The action must not act (a guard of its own: floor, unknown host, changed meanwhile,
+    /// the machine's policy).
     Refused(String),
 }
 
-/// Why an action failed.
+/// Why an action failed, one variant per stage that can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     /// No database connection.
@@ -91,12 +86,25 @@ pub enum ActionError {
     /// The action needs the hub database and this instance has none configured.
     #[error("no hub database configured on this instance")]
     NoHub,
-    /// Verification found the symptom still there.
+    /// This machine's file systems, commands or policy failed the action.
+    #[error("{0}")]
+    Host(String),
+    /// Verification found the symptom still there, or a step of the fix failed.
     #[error("verification failed: {0}")]
     NotVerified(String),
-    /// Parameters are wrong (validated at start, so only for restores of old plans).
+    /// A stored plan's parameters no longer parse.
     #[error("bad parameters: {0}")]
     Params(String),
+}
+
+impl ActionError {
+    /// Whether the failure came before anything could change: no connection at all.
+    pub fn changed_nothing(&self) -> bool {
+        matches!(
+            self,
+            ActionError::Pool(_) | ActionError::NoHub | ActionError::Capacity(_)
+        )
+    }
 }
 
 impl ActionContext {
@@ -107,39 +115,6 @@ impl ActionContext {
 }
 
 impl ActionKind {
-    /// Whether the action undoes its change when the alert resolves (and so must hear of
-    /// the resolution: its alerts are never silenced).
-    pub fn restores_on_resolve(self) -> bool {
-        matches!(self, ActionKind::LowerCapacity)
-    }
-
-    /// The name in the runbook, journal and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            ActionKind::TerminateStaleConnections => "terminate_stale_connections",
-            ActionKind::LowerCapacity => "lower_capacity",
-            ActionKind::CleanBuildDirs => "clean_build_dirs",
-            ActionKind::RestartServices => "restart_services",
-            ActionKind::RestartLocalServices => "restart_local_services",
-            ActionKind::Escalate => "escalate",
-        }
-    }
-
-    /// Every action.
-    pub const ALL: [ActionKind; 6] = [
-        ActionKind::TerminateStaleConnections,
-        ActionKind::LowerCapacity,
-        ActionKind::CleanBuildDirs,
-        ActionKind::RestartServices,
-        ActionKind::RestartLocalServices,
-        ActionKind::Escalate,
-    ];
-
-    /// Whether the action can undo itself when its alert resolves.
-    pub fn can_restore(self) -> bool {
-        matches!(self, ActionKind::LowerCapacity)
-    }
-
     /// Checks a rule's parameters at start.
     pub fn check_params(self, params: &toml::Table) -> Result<(), String> {
         match self {
@@ -163,6 +138,7 @@ impl ActionKind {
         params: &toml::Table,
         labels: &BTreeMap<String, String>,
     ) -> Result<String, String> {
+        let label = |name: &str| labels.get(name).map(String::as_str).unwrap_or("");
         match self {
             ActionKind::TerminateStaleConnections => {
                 Ok(terminate_stale_connections::Params::from_table(params)?.target())
@@ -177,53 +153,119 @@ impl ActionKind {
             )),
             ActionKind::RestartLocalServices => Ok(format!(
                 "host:{}",
-                labels.get("host").map(String::as_str).unwrap_or("")
+                label(&restart_local_services::Params::from_table(params)?.host_label)
             )),
-            ActionKind::Escalate => Ok(format!(
-                "alert:{}",
-                labels.get("alertname").map(String::as_str).unwrap_or("")
-            )),
+            ActionKind::Escalate => Ok(format!("alert:{}", label("alertname"))),
         }
     }
 
-    /// Makes the plan.
+    /// For a host-local action, the request its rule makes of the machine's agent (or of
+    /// this instance's own `[agent]`); `None` for the others.
+    pub fn host_request(
+        self,
+        run: i64,
+        params: &toml::Table,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Option<AgentRequest>, String> {
+        let knobs = match self {
+            ActionKind::CleanBuildDirs => clean_build_dirs::Params::from_table(params)?.knobs(),
+            ActionKind::RestartLocalServices => {
+                restart_local_services::Params::from_table(params)?.knobs()
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(AgentRequest {
+            run,
+            action: self,
+            labels: labels.clone(),
+            plan_only: false,
+            keep_buildroots: Vec::new(),
+            knobs,
+        }))
+    }
+
+    /// What the central side adds to a forwarded request from what only it can see: the
+    /// buildroots the hub still considers active on the alert's host.
+    pub async fn central_knowledge(
+        self,
+        context: &ActionContext,
+        params: &toml::Table,
+        request: &mut AgentRequest,
+    ) {
+        if self == ActionKind::CleanBuildDirs {
+            let Ok(params) = clean_build_dirs::Params::from_table(params) else {
+                return;
+            };
+            if let Some(host) = request.labels.get(&params.host_label) {
+                if let Some(active) = clean_build_dirs::active_buildroots(context, host).await {
+                    request.keep_buildroots = active.into_iter().collect();
+                    request.keep_buildroots.sort_unstable();
+                }
+            }
+        }
+    }
+
+    /// Makes the plan for a rule's alert on this instance (host-local actions under this
+    /// machine's own policy, through [`plan_host_local`]).
     pub async fn plan(
         self,
         context: &ActionContext,
         params: &toml::Table,
         labels: &BTreeMap<String, String>,
     ) -> Result<Planned, ActionError> {
+        if let Some(request) = self
+            .host_request(0, params, labels)
+            .map_err(ActionError::Params)?
+        {
+            return plan_host_local(context, &request).await;
+        }
+        let bad = ActionError::Params;
         match self {
             ActionKind::TerminateStaleConnections => {
-                let params = terminate_stale_connections::Params::from_table(params)
-                    .map_err(ActionError::Params)?;
+                let params =
+                    terminate_stale_connections::Params::from_table(params).map_err(bad)?;
                 terminate_stale_connections::plan(context, &params).await
             }
             ActionKind::LowerCapacity => {
-                let params =
-                    lower_capacity::Params::from_table(params).map_err(ActionError::Params)?;
+                let params = lower_capacity::Params::from_table(params).map_err(bad)?;
                 lower_capacity::plan(context, &params, labels).await
             }
-            ActionKind::CleanBuildDirs => {
-                let params =
-                    clean_build_dirs::Params::from_table(params).map_err(ActionError::Params)?;
-                clean_build_dirs::plan(context, &params, labels).await
-            }
             ActionKind::RestartServices => {
-                let params =
-                    restart_services::Params::from_table(params).map_err(ActionError::Params)?;
+                let params = restart_services::Params::from_table(params).map_err(bad)?;
                 Ok(restart_services::plan(context, &params))
-            }
-            ActionKind::RestartLocalServices => {
-                let params = restart_local_services::Params::from_table(params)
-                    .map_err(ActionError::Params)?;
-                Ok(restart_local_services::plan(context, &params, labels))
             }
             // Configuration allows escalate only with the notify policy, which never runs.
             ActionKind::Escalate => Ok(Planned::Refused(
                 "escalate changes nothing; it is for on-call".into(),
             )),
+            ActionKind::CleanBuildDirs | ActionKind::RestartLocalServices => {
+                unreachable!("host-local actions plan above")
+            }
         }
+    }
+}
+
+/// Plans a host-local action asked by `request`, under this machine's own policy.
+pub async fn plan_host_local(
+    context: &ActionContext,
+    request: &AgentRequest,
+) -> Result<Planned, ActionError> {
+    let host_label = "host";
+    match request.action {
+        ActionKind::CleanBuildDirs => {
+            let host = request.labels.get(host_label).cloned().unwrap_or_default();
+            clean_build_dirs::plan(context, &host, &request.knobs, &request.keep_buildroots).await
+        }
+        ActionKind::RestartLocalServices => Ok(restart_local_services::plan(
+            context,
+            &request.labels,
+            host_label,
+            &request.knobs,
+        )),
+        other => Ok(Planned::Refused(format!(
+            "{} does not run on an agent",
+            other.name()
+        ))),
     }
 }
 
@@ -239,13 +281,13 @@ impl Plan {
         }
     }
 
-    /// Applies the plan; returns what was done.
-    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+    /// Applies the plan for journal run `run`; returns what was done.
+    pub async fn apply(&self, context: &ActionContext, run: i64) -> Result<String, ActionError> {
         match self {
             Plan::TerminateStaleConnections(plan) => plan.apply(context).await,
             Plan::LowerCapacity(plan) => plan.apply(context).await,
-            Plan::CleanBuildDirs(plan) => plan.apply(context).await,
-            Plan::RestartServices(plan) => plan.apply(context).await,
+            Plan::CleanBuildDirs(plan) => plan.apply(context, run).await,
+            Plan::RestartServices(plan) => plan.apply(context, run).await,
             Plan::RestartLocalServices(plan) => plan.apply(context).await,
         }
     }
@@ -260,29 +302,30 @@ impl Plan {
             Plan::RestartLocalServices(plan) => plan.verify(context).await,
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `ALL` must list every variant: the executor keys its concurrency slots on it.
-    #[test]
-    fn all_lists_every_action() {
-        for kind in ActionKind::ALL {
-            // A new variant makes this match fail to compile until it is listed here, and
-            // the count below keeps ALL in step with it.
-            match kind {
-                ActionKind::TerminateStaleConnections
-                | ActionKind::LowerCapacity
-                | ActionKind::CleanBuildDirs
-                | ActionKind::RestartServices
-                | ActionKind::RestartLocalServices
-                | ActionKind::Escalate => {}
-            }
+    /// The plan that undoes this applied one when its alert resolves, for actions that can.
+    pub async fn undo(&self, context: &ActionContext) -> Result<Planned, ActionError> {
+        match self {
+            Plan::LowerCapacity(plan) => lower_capacity::plan_restore(context, plan).await,
+            _ => Ok(Planned::NothingToDo(
+                "this action's change is not undone".into(),
+            )),
         }
-        let names: std::collections::HashSet<_> =
-            ActionKind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names.len(), 6);
+    }
+
+    /// Whether this plan, whose apply began at `since` and was cut off, took effect, as
+    /// the world shows it.
+    pub async fn find_applied(
+        &self,
+        context: &ActionContext,
+        since: DateTime<Utc>,
+    ) -> Result<Found, ActionError> {
+        match self {
+            Plan::LowerCapacity(plan) => plan.find_applied(context, since).await,
+            Plan::TerminateStaleConnections(plan) => plan.find_applied(context).await,
+            Plan::CleanBuildDirs(plan) => Ok(plan.find_applied()),
+            // A restart leaves no trace to tell a finished one from one cut off.
+            Plan::RestartServices(_) | Plan::RestartLocalServices(_) => Ok(Found::Unknown),
+        }
     }
 }

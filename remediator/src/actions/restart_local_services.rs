@@ -1,6 +1,8 @@
 //! `restart_local_services`: restarts services on the machine an agent runs on, and checks
 //! they run again. The step the ordered restart (`restart_services`) forwards to the hub's
-//! and the builders' agents; the agent refuses requests about any host but its own.
+//! and the builders' agents. Which services may be restarted, and with which commands, is
+//! the machine's own policy (`[agent.restart_local_services]`); a request only picks some
+//! of those services, and the agent refuses requests about any host but its own.
 
 use std::collections::BTreeMap;
 
@@ -8,30 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, Plan, Planned};
 use crate::actions::clean_build_dirs::run_command;
+use crate::agent::protocol::Knobs;
+use crate::config::sections::RestartPolicy;
 
-/// Parameters.
+/// A rule's parameters (a rule naming this action runs it on this machine).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// Services to restart, in order.
-    pub services: Vec<String>,
-    /// Command and leading arguments to restart one (the name is appended).
-    #[serde(default = "default_restart")]
-    pub restart_command: Vec<String>,
-    /// Command whose success means the service runs.
-    #[serde(default = "default_is_active")]
-    pub is_active_command: Vec<String>,
+    /// Services to restart, in order: some of the policy's (all of them when absent).
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
     /// The alert label naming the machine.
     #[serde(default = "default_host_label")]
     pub host_label: String,
 }
 
-fn default_restart() -> Vec<String> {
-    vec!["systemctl".into(), "restart".into()]
-}
-fn default_is_active() -> Vec<String> {
-    vec!["systemctl".into(), "is-active".into(), "--quiet".into()]
-}
 fn default_host_label() -> String {
     "host".into()
 }
@@ -39,22 +32,39 @@ fn default_host_label() -> String {
 impl Params {
     /// Parses and checks a `params` table.
     pub fn from_table(table: &toml::Table) -> Result<Params, String> {
-        let params: Params = toml::Value::Table(table.clone())
+        for key in ["restart_command", "is_active_command"] {
+            if table.contains_key(key) {
+                return Err(format!("{key} is the machine's own policy: set it in [agent.restart_local_services], not in a rule"));
+            }
+        }
+        toml::Value::Table(table.clone())
             .try_into()
-            .map_err(|error: toml::de::Error| error.to_string())?;
-        if params.services.is_empty()
-            || params
-                .services
-                .iter()
-                .any(|s| s.is_empty() || s.starts_with('-'))
-        {
-            return Err("services must list plain service names".into());
-        }
-        if params.restart_command.is_empty() || params.is_active_command.is_empty() {
-            return Err("restart_command and is_active_command must name commands".into());
-        }
-        Ok(params)
+            .map_err(|error: toml::de::Error| error.to_string())
     }
+
+    /// What a request to the agent carries.
+    pub fn knobs(&self) -> Knobs {
+        Knobs {
+            services: self.services.clone(),
+            ..Knobs::default()
+        }
+    }
+}
+
+/// Checks an agent's restart policy.
+pub fn check_policy(policy: &RestartPolicy) -> Result<(), String> {
+    if policy.services.is_empty()
+        || policy
+            .services
+            .iter()
+            .any(|s| s.is_empty() || s.starts_with('-'))
+    {
+        return Err("services must list plain service names".into());
+    }
+    if policy.restart_command.is_empty() || policy.is_active_command.is_empty() {
+        return Err("restart_command and is_active_command must name commands".into());
+    }
+    Ok(())
 }
 
 /// The plan: which services, on which host.
@@ -64,31 +74,52 @@ pub struct RestartPlan {
     pub host: String,
     /// Services, in order.
     pub services: Vec<String>,
-    /// Commands.
-    pub restart_command: Vec<String>,
-    /// Commands.
-    pub is_active_command: Vec<String>,
 }
 
-/// Plans the restart, refusing a host that is not this machine.
+fn policy(context: &ActionContext) -> Result<(&str, &RestartPolicy), String> {
+    let agent = context
+        .agent
+        .as_ref()
+        .ok_or("only an agent restarts its own services")?;
+    let policy = agent
+        .restart_local_services
+        .as_ref()
+        .ok_or("this machine has no [agent.restart_local_services] policy")?;
+    Ok((&agent.host_name, policy))
+}
+
+/// Plans the restart, refusing a host that is not this machine and services its policy
+/// does not list.
 pub fn plan(
     context: &ActionContext,
-    params: &Params,
     labels: &BTreeMap<String, String>,
+    host_label: &str,
+    knobs: &Knobs,
 ) -> Planned {
-    let host = labels.get(&params.host_label).cloned().unwrap_or_default();
-    match &context.local_host {
-        Some(local) if *local == host => Planned::Change(Plan::RestartLocalServices(RestartPlan {
-            host,
-            services: params.services.clone(),
-            restart_command: params.restart_command.clone(),
-            is_active_command: params.is_active_command.clone(),
-        })),
-        Some(local) => Planned::Refused(format!(
+    let (local, policy) = match policy(context) {
+        Ok(found) => found,
+        Err(reason) => return Planned::Refused(reason.into()),
+    };
+    let host = labels.get(host_label).cloned().unwrap_or_default();
+    if local != host {
+        return Planned::Refused(format!(
             "the request is about host {host:?}, this machine is {local:?}"
-        )),
-        None => Planned::Refused("only an agent with a host_name restarts its own services".into()),
+        ));
     }
+    let services = knobs
+        .services
+        .clone()
+        .unwrap_or_else(|| policy.services.clone());
+    if let Some(other) = services.iter().find(|s| !policy.services.contains(s)) {
+        return Planned::Refused(format!(
+            "{other:?} is not among the services this machine lets a request restart ({})",
+            policy.services.join(", ")
+        ));
+    }
+    if services.is_empty() {
+        return Planned::NothingToDo("no service asked for".into());
+    }
+    Planned::Change(Plan::RestartLocalServices(RestartPlan { host, services }))
 }
 
 impl RestartPlan {
@@ -97,10 +128,17 @@ impl RestartPlan {
         format!("restart {} on {}", self.services.join(", "), self.host)
     }
 
-    /// Restarts each service in order; stops at the first failure.
-    pub async fn apply(&self, _context: &ActionContext) -> Result<String, ActionError> {
+    /// Restarts each service in order with the policy's command; stops at the first
+    /// failure. Services the policy does not list are never touched.
+    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let (_, policy) = policy(context).map_err(ActionError::Host)?;
         for service in &self.services {
-            match run_command(&self.restart_command, service).await {
+            if !policy.services.contains(service) {
+                return Err(ActionError::Host(format!(
+                    "{service} is not in this machine's policy"
+                )));
+            }
+            match run_command(&policy.restart_command, service).await {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(ActionError::NotVerified(format!(
@@ -114,9 +152,10 @@ impl RestartPlan {
     }
 
     /// Checks every service runs.
-    pub async fn verify(&self, _context: &ActionContext) -> Result<String, ActionError> {
+    pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
+        let (_, policy) = policy(context).map_err(ActionError::Host)?;
         for service in &self.services {
-            if !run_command(&self.is_active_command, service)
+            if !run_command(&policy.is_active_command, service)
                 .await
                 .unwrap_or(false)
             {

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActionContext, ActionError, ActionKind, Plan, Planned};
-use crate::agent::AgentRequest;
+use super::{ActionContext, ActionError, Plan, Planned};
+use crate::actions::kind::ActionKind;
+use crate::agent::protocol::{AgentOutcome, AgentRequest, Knobs};
 
 /// Rule parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -32,13 +33,6 @@ pub struct Params {
     /// The builder daemon.
     #[serde(default = "default_builder_service")]
     pub builder_service: String,
-    /// Restart command on the agents (the service name is appended; `{host}` in an
-    /// argument becomes the machine's name).
-    #[serde(default = "default_restart")]
-    pub restart_command: Vec<String>,
-    /// Service check command on the agents.
-    #[serde(default = "default_is_active")]
-    pub is_active_command: Vec<String>,
 }
 
 fn default_hub_services() -> Vec<String> {
@@ -53,16 +47,15 @@ fn default_grace() -> Duration {
 fn default_builder_service() -> String {
     "kojid".into()
 }
-fn default_restart() -> Vec<String> {
-    vec!["systemctl".into(), "restart".into()]
-}
-fn default_is_active() -> Vec<String> {
-    vec!["systemctl".into(), "is-active".into(), "--quiet".into()]
-}
 
 impl Params {
     /// Parses and checks a rule's `params` table.
     pub fn from_table(table: &toml::Table) -> Result<Params, String> {
+        for key in ["restart_command", "is_active_command"] {
+            if table.contains_key(key) {
+                return Err(format!("{key} is each machine's own policy: set it in their agents' [agent.restart_local_services], not in a rule"));
+            }
+        }
         let params: Params = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|error: toml::de::Error| error.to_string())?;
@@ -78,23 +71,6 @@ impl Params {
             ));
         }
         Ok(params)
-    }
-
-    /// The agent-side parameters for `host`; `{host}` in the commands becomes its name.
-    fn local_params(&self, host: &str, services: &[String]) -> toml::Table {
-        let strings = |values: &[String]| {
-            toml::Value::Array(
-                values
-                    .iter()
-                    .map(|v| toml::Value::String(v.replace("{host}", host)))
-                    .collect(),
-            )
-        };
-        let mut table = toml::Table::new();
-        table.insert("services".into(), strings(services));
-        table.insert("restart_command".into(), strings(&self.restart_command));
-        table.insert("is_active_command".into(), strings(&self.is_active_command));
-        table
     }
 }
 
@@ -113,10 +89,6 @@ pub struct OrderedRestartPlan {
     pub builder_grace_seconds: f64,
     /// Builder daemon.
     pub builder_service: String,
-    /// Commands for the agents.
-    pub restart_command: Vec<String>,
-    /// Commands for the agents.
-    pub is_active_command: Vec<String>,
 }
 
 /// Plans the ordered restart (it needs agents and the hub database).
@@ -136,8 +108,6 @@ pub fn plan(context: &ActionContext, params: &Params) -> Planned {
         hub_wait_seconds: params.hub_wait.as_secs_f64(),
         builder_grace_seconds: params.builder_grace.as_secs_f64(),
         builder_service: params.builder_service.clone(),
-        restart_command: params.restart_command.clone(),
-        is_active_command: params.is_active_command.clone(),
     }))
 }
 
@@ -174,7 +144,7 @@ impl OrderedRestartPlan {
         context: &ActionContext,
         host: &str,
         services: &[String],
-        params: &Params,
+        run: i64,
     ) -> Result<String, String> {
         let forwarder = context
             .forwarder
@@ -185,17 +155,27 @@ impl OrderedRestartPlan {
             .collect();
         let base = forwarder.agent_url(&labels)?;
         let request = AgentRequest {
-            run: 0,
+            run,
             action: ActionKind::RestartLocalServices,
-            params: params.local_params(host, services),
             labels,
             plan_only: false,
+            keep_buildroots: Vec::new(),
+            knobs: Knobs {
+                services: Some(services.to_vec()),
+                ..Knobs::default()
+            },
         };
-        let response = forwarder.send(&base, &request).await?;
-        if response.state == "succeeded" {
+        let response = forwarder
+            .send(&base, &request)
+            .await
+            .map_err(|error| error.to_string())?;
+        if response.state == AgentOutcome::Succeeded {
             Ok(format!("{host}: {}", response.outcome))
         } else {
-            Err(format!("{host}: {} ({})", response.state, response.outcome))
+            Err(format!(
+                "{host}: {:?} ({})",
+                response.state, response.outcome
+            ))
         }
     }
 
@@ -227,20 +207,18 @@ impl OrderedRestartPlan {
             hub_wait: Duration::from_secs_f64(self.hub_wait_seconds),
             builder_grace: Duration::from_secs_f64(self.builder_grace_seconds),
             builder_service: self.builder_service.clone(),
-            restart_command: self.restart_command.clone(),
-            is_active_command: self.is_active_command.clone(),
         }
     }
 
     /// Runs the sequence; the first failing step ends it.
-    pub async fn apply(&self, context: &ActionContext) -> Result<String, ActionError> {
+    pub async fn apply(&self, context: &ActionContext, run: i64) -> Result<String, ActionError> {
         let params = self.params();
         let failed = |step: String| ActionError::NotVerified(step);
         let restarted_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let hub = self
-            .restart_on(context, &self.hub_host, &self.hub_services, &params)
+            .restart_on(context, &self.hub_host, &self.hub_services, run)
             .await
             .map_err(|e| failed(format!("hub restart failed, sequence stopped: {e}")))?;
         let waiting = Instant::now();
@@ -266,7 +244,7 @@ impl OrderedRestartPlan {
         let mut done = Vec::new();
         for builder in &silent {
             let restarted = self
-                .restart_on(context, builder, std::slice::from_ref(&self.builder_service), &params)
+                .restart_on(context, builder, std::slice::from_ref(&self.builder_service), run)
                 .await
                 .map_err(|e| failed(format!("{hub}; hub answered after {answered:.1} s; builder restart failed, sequence stopped: {e}")))?;
             done.push(restarted);

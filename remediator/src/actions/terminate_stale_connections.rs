@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ActionContext, ActionError, Planned};
 use crate::database::APPLICATION_NAME;
+use crate::lifecycle::Found;
 
 /// Rule parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -325,4 +326,30 @@ async fn hub_start_time(url: &str, service: &str) -> Result<f64, String> {
         .and_then(|line| line.rsplit_once('}'))
         .and_then(|(_, value)| value.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| format!("{url} has no koji_service_start_time_seconds for {service}"))
+}
+
+impl TerminatePlan {
+    /// Whether this termination, cut off, took effect: none of the planned backends still
+    /// there and stale is applied, all of them still there is not, some is cannot be told.
+    pub async fn find_applied(&self, context: &ActionContext) -> Result<Found, ActionError> {
+        let client = context.hub_client().await?;
+        let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
+        let left: i64 = client
+            .query_one(
+                STILL_STALE,
+                &[
+                    &pids,
+                    &self.users,
+                    &self.older_than_seconds,
+                    &self.hub_started_at,
+                ],
+            )
+            .await?
+            .get(0);
+        Ok(match left {
+            0 => Found::Applied,
+            n if n == pids.len() as i64 => Found::NotApplied,
+            _ => Found::Unknown,
+        })
+    }
 }

@@ -85,4 +85,53 @@ ALTER TABLE koji_remediator.action_runs
 ALTER TABLE koji_remediator.action_runs ADD COLUMN notice text;
 ",
     ),
+    (
+        4,
+        "
+-- The durable run lifecycle: runs are owned by a replica under a lease renewed while it
+-- works; `effect` says whether a run changed anything (the cooldown counts only those that
+-- did or may have); `attempts` counts starts, bounded when a run is retried after its
+-- replica died before applying.
+ALTER TABLE koji_remediator.action_runs
+    ADD COLUMN owner text,
+    ADD COLUMN lease_until timestamptz,
+    ADD COLUMN effect text NOT NULL DEFAULT 'none',
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN applying_at timestamptz;
+UPDATE koji_remediator.action_runs SET effect = 'changed' WHERE state = 'succeeded';
+UPDATE koji_remediator.action_runs SET effect = 'unknown' WHERE state IN ('failed', 'interrupted');
+-- A run an earlier release left running has no lease: the reconciler takes it at once, and
+-- since that release applied without journaling `applying` first, it is resolved from the
+-- world like an interrupted apply.
+UPDATE koji_remediator.action_runs
+   SET state = 'applying', lease_until = now(), applying_at = started_at
+ WHERE state = 'running';
+CREATE INDEX action_runs_in_flight ON koji_remediator.action_runs (action, lease_until)
+    WHERE state IN ('running', 'applying');
+CREATE INDEX action_runs_by_occurrence ON koji_remediator.action_runs (fingerprint, starts_at);
+
+-- Occurrences end: a firing notification of an occurrence whose resolution is journaled
+-- acts on nothing.
+CREATE INDEX alerts_by_occurrence ON koji_remediator.alerts (fingerprint, starts_at, status);
+
+-- The outbox: notices to on-call, sent apart from the actions' concurrency, retried
+-- across restarts until delivered or given up.
+CREATE TABLE koji_remediator.notices (
+    id bigserial PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES koji_remediator.action_runs (id),
+    reason text NOT NULL,
+    state text NOT NULL DEFAULT 'pending',
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    owner text,
+    lease_until timestamptz,
+    delivered jsonb NOT NULL DEFAULT '{}',
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    UNIQUE (run_id, reason)
+);
+CREATE INDEX notices_due ON koji_remediator.notices (next_attempt_at) WHERE state = 'pending';
+",
+    ),
 ];

@@ -97,7 +97,7 @@ impl Remediator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
-            koji_remediator::server::run(
+            koji_remediator::http::run(
                 listener,
                 state,
                 koji_tls::Transport::Plain,
@@ -128,7 +128,7 @@ impl Remediator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
         self.server = tokio::spawn(async move {
-            koji_remediator::server::run(
+            koji_remediator::http::run(
                 listener,
                 app,
                 koji_tls::Transport::Plain,
@@ -326,7 +326,7 @@ pub async fn start_agent(dir: &Path, web_config: Option<&Path>) -> String {
         listener.local_addr().unwrap().port()
     );
     tokio::spawn(async move {
-        koji_remediator::server::run(listener, app, transport, std::future::pending())
+        koji_remediator::http::run(listener, app, transport, std::future::pending())
             .await
             .unwrap();
     });

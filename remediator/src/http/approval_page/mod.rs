@@ -19,7 +19,8 @@ use minijinja::{context, Environment};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::server::{decide_escalation, AppState};
+use super::escalations_api::decide_escalation;
+use super::state::AppState;
 use sessions::{cookie_value, Session};
 
 /// Longest reason accepted with a decision.
@@ -29,12 +30,15 @@ const MAX_REASON: usize = 500;
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, source) in [
-        ("base.html", include_str!("../../templates/base.html")),
-        ("login.html", include_str!("../../templates/login.html")),
-        ("message.html", include_str!("../../templates/message.html")),
+        ("base.html", include_str!("../../../templates/base.html")),
+        ("login.html", include_str!("../../../templates/login.html")),
+        (
+            "message.html",
+            include_str!("../../../templates/message.html"),
+        ),
         (
             "escalations.html",
-            include_str!("../../templates/escalations.html"),
+            include_str!("../../../templates/escalations.html"),
         ),
     ] {
         env.add_template(name, source)

@@ -3,13 +3,14 @@
 //! mailed through an SMTP relay and/or posted as JSON to a chat bridge, with retries; the
 //! delivery result goes to the journal.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use crate::config::{NotifyConfig, SmtpConfig, SmtpTls};
+use crate::config::sections::{NotifyConfig, SmtpConfig, SmtpTls};
 
 /// What a notice is made from.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +34,10 @@ pub struct NoticeContext {
     /// Who to contact.
     pub contact: String,
 }
+
+/// The channel names `delivered` is keyed by.
+const WEBHOOK: &str = "webhook";
+const MAIL: &str = "mail";
 
 /// The JSON posted to the webhook.
 #[derive(Debug, Clone, Serialize)]
@@ -73,58 +78,66 @@ impl Notifier {
         render(&self.config.template, context)
     }
 
-    /// Delivers the notice on every configured channel, retrying each; returns what to
-    /// journal, or what failed.
-    pub async fn send(&self, context: &NoticeContext) -> Result<String, String> {
-        let text = self.render(context)?;
-        let mut delivered = Vec::new();
+    /// Tries every configured channel that has not taken the notice yet, once; records
+    /// those that take it in `delivered` (with how, for the journal) and returns what failed.
+    /// Retries are the outbox's: see [`crate::engine::outbox`].
+    pub async fn attempt(
+        &self,
+        context: &NoticeContext,
+        text: &str,
+        number: i32,
+        delivered: &mut BTreeMap<String, String>,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
-        if let Some(url) = &self.config.webhook_url {
+        if let Some(url) = self
+            .config
+            .webhook_url
+            .as_ref()
+            .filter(|_| !delivered.contains_key(WEBHOOK))
+        {
             let notice = Notice {
-                text: &text,
+                text,
                 run: context.run,
                 alertname: &context.alertname,
                 policy: &context.policy,
             };
-            match self.retry(|| self.post(url, &notice)).await {
-                Ok(n) => delivered.push(format!("delivered to the notice webhook on attempt {n}")),
+            match self.post(url, &notice).await {
+                Ok(()) => {
+                    delivered.insert(
+                        WEBHOOK.into(),
+                        format!("delivered to the notice webhook on attempt {number}"),
+                    );
+                }
                 Err(error) => failed.push(format!("notice webhook: {error}")),
             }
         }
-        if let Some(smtp) = &self.config.smtp {
-            match self.retry(|| mail(smtp, &text)).await {
-                Ok(n) => delivered.push(format!("mailed to {} on attempt {n}", smtp.to.join(", "))),
+        if let Some(smtp) = self
+            .config
+            .smtp
+            .as_ref()
+            .filter(|_| !delivered.contains_key(MAIL))
+        {
+            match mail(smtp, text).await {
+                Ok(()) => {
+                    delivered.insert(
+                        MAIL.into(),
+                        format!("mailed to {} on attempt {number}", smtp.to.join(", ")),
+                    );
+                }
                 Err(error) => failed.push(format!("mail: {error}")),
             }
         }
-        if failed.is_empty() {
-            Ok(delivered.join("; "))
-        } else {
-            failed.extend(delivered);
-            Err(failed.join("; "))
-        }
+        failed
     }
 
-    /// Calls `attempt` up to `attempts` times; returns the number of the one that worked.
-    async fn retry<F, Fut>(&self, mut attempt: F) -> Result<u32, String>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
-    {
-        let mut last = String::new();
-        for number in 1..=self.config.attempts {
-            match attempt().await {
-                Ok(()) => return Ok(number),
-                Err(error) => last = error,
-            }
-            if number < self.config.attempts {
-                tokio::time::sleep(self.config.retry_delay).await;
-            }
-        }
-        Err(format!(
-            "not delivered after {} attempt(s): {last}",
-            self.config.attempts
-        ))
+    /// Attempts per notice before it is given up.
+    pub fn attempts(&self) -> u32 {
+        self.config.attempts
+    }
+
+    /// Pause between attempts.
+    pub fn retry_delay(&self) -> std::time::Duration {
+        self.config.retry_delay
     }
 
     async fn post(&self, url: &str, notice: &Notice<'_>) -> Result<(), String> {

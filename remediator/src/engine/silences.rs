@@ -17,7 +17,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::SilencesConfig;
+use crate::config::sections::SilencesConfig;
 
 /// Creates and removes silences in one Alertmanager cluster.
 #[derive(Debug, Clone)]

@@ -8,14 +8,28 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::agent::{AgentRequest, AgentResponse};
-use crate::config::ForwardingConfig;
+use crate::actions::kind::ActionKind;
+use crate::agent::protocol::{AgentRequest, AgentResponse};
+use crate::config::sections::ForwardingConfig;
+use crate::http::token_file::TokenFile;
+
+/// Why a forwarded run got no answer from its agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// The agent answered and refused the request (4xx): nothing ran there.
+    #[error("agent refused with {0}")]
+    Refused(String),
+    /// The agent could not be reached, or failed, every time: the run's effect is unknown
+    /// if a try reached it.
+    #[error("{0}")]
+    Unreachable(String),
+}
 
 /// Forwards runs to agents.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     config: Arc<ForwardingConfig>,
-    token: crate::token_file::TokenFile,
+    token: TokenFile,
     client: reqwest::Client,
 }
 
@@ -24,7 +38,7 @@ impl Forwarder {
     /// `[forwarding.tls]`.
     pub fn new(
         config: ForwardingConfig,
-        token: crate::token_file::TokenFile,
+        token: TokenFile,
     ) -> Result<Forwarder, koji_tls::TlsError> {
         let mut builder = reqwest::Client::builder().timeout(config.timeout);
         if let Some(tls) = &config.tls {
@@ -41,7 +55,7 @@ impl Forwarder {
     }
 
     /// Whether runs of `action` go to an agent.
-    pub fn forwards(&self, action: crate::actions::ActionKind) -> bool {
+    pub fn forwards(&self, action: ActionKind) -> bool {
         self.config.actions.contains(&action)
     }
 
@@ -68,14 +82,18 @@ impl Forwarder {
     }
 
     /// Sends the run to the agent, retrying as configured.
-    pub async fn send(&self, base: &str, request: &AgentRequest) -> Result<AgentResponse, String> {
+    pub async fn send(
+        &self,
+        base: &str,
+        request: &AgentRequest,
+    ) -> Result<AgentResponse, ForwardError> {
         let url = format!("{}/api/v1/agent/run", base.trim_end_matches('/'));
         let mut last_error = String::new();
         for attempt in 1..=self.config.attempts {
             match self.try_send(&url, request).await {
                 Ok(response) => return Ok(response),
                 // The agent answered and refused: retrying cannot help.
-                Err((false, error)) => return Err(error),
+                Err((false, error)) => return Err(ForwardError::Refused(error)),
                 Err((true, error)) => {
                     tracing::warn!(run = request.run, attempt, %error, "agent unreachable");
                     last_error = error;
@@ -85,10 +103,10 @@ impl Forwarder {
                 tokio::time::sleep(self.config.retry_delay).await;
             }
         }
-        Err(format!(
+        Err(ForwardError::Unreachable(format!(
             "agent at {url} failed {} time(s): {last_error}",
             self.config.attempts
-        ))
+        )))
     }
 
     /// One try; the error says whether a retry may help.
@@ -111,7 +129,7 @@ impl Forwarder {
         }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err((false, format!("agent refused with {status}: {body}")));
+            return Err((false, format!("{status}: {body}")));
         }
         response
             .json()

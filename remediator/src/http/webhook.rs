@@ -1,0 +1,95 @@
+//! `POST /webhook/alertmanager`: Alertmanager's notifications, journaled with their
+//! decisions before the answer; 2xx only once durable, 503 when the journal cannot take
+//! them (Alertmanager retries), 4xx naming what is wrong with the content.
+
+use std::collections::HashSet;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use super::api_error::ApiError;
+use super::auth::authorized;
+use super::state::AppState;
+use crate::alertmanager;
+use crate::lifecycle::RunState;
+use crate::metrics::AlertLabels;
+use crate::runbook;
+
+/// Reads the body up to `limit`.
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
+}
+
+/// `POST /webhook/alertmanager`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    authorized(&headers, &state.webhook_token.current())?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    let payload = alertmanager::parse(&bytes).map_err(|error| match error {
+        alertmanager::PayloadError::Version(_) => {
+            ApiError::bad_request("unsupported_version", error.to_string())
+        }
+        other => ApiError::bad_request("malformed_payload", other.to_string()),
+    })?;
+    let decisions: Vec<_> = payload
+        .alerts
+        .iter()
+        .map(|alert| runbook::decide(&state.config, alert))
+        .collect();
+    let claimed = state
+        .journal
+        .record_delivery(&payload, &decisions, state.config.notify.is_some())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot journal a delivery; answering 503 so it is retried");
+            ApiError::journal_unavailable()
+        })?;
+    let known: HashSet<&str> = state
+        .config
+        .rules
+        .iter()
+        .map(|r| r.alertname.as_str())
+        .collect();
+    for alert in &payload.alerts {
+        let alertname = if known.contains(alert.alertname()) {
+            alert.alertname()
+        } else {
+            "other"
+        };
+        state
+            .metrics
+            .alerts_received
+            .get_or_create(&AlertLabels {
+                alertname: alertname.into(),
+                status: alert.status.name().into(),
+            })
+            .inc();
+    }
+    for run in &claimed {
+        // Escalations are planned for on-call; notify-only ones need nothing more here.
+        if run.state != RunState::Notified {
+            state.executor.spawn(run.id);
+        }
+    }
+    Ok(Json(json!({
+        "status": "journaled",
+        "alerts": payload.alerts.len(),
+        "runs_claimed": claimed.len(),
+    })))
+}
