@@ -12,9 +12,8 @@ use koji_testkit::KojiVersion;
 use serde_json::json;
 use support::{payload, service_scripts, start_agent, Remediator, FORWARD_TOKEN, HOST};
 
-fn central_rules(dir: &Path, root: &Path, agent: &str) -> String {
+fn central_rules(dir: &Path, agent: &str) -> String {
     std::fs::write(dir.join("forward.token"), FORWARD_TOKEN).unwrap();
-    let services = service_scripts(dir);
     format!(
         r#"
 [[rule]]
@@ -23,7 +22,7 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ roots = ["{root}"], target_free_percent = 90, {services} }}
+params = {{ target_free_percent = 90 }}
 
 [forwarding]
 token_file = "{token}"
@@ -36,8 +35,16 @@ timeout = "30s"
 [forwarding.agents]
 "{HOST}" = "{agent}"
 "#,
-        root = root.display(),
         token = dir.join("forward.token").display(),
+    )
+}
+
+/// The builder's own cleanup policy: `root`, kojid through recording scripts in `dir`.
+fn builder_policy(dir: &Path, root: &Path) -> String {
+    format!(
+        "roots = [\"{}\"]\nmax_target_free_percent = 95\n{}",
+        root.display(),
+        service_scripts(dir)
     )
 }
 
@@ -80,12 +87,13 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
     ]);
     std::fs::create_dir_all(root.join("f40-build-2-1")).unwrap();
 
-    let agent = start_agent(&dir.path().join("agent-dir").tap_mkdir(), None).await;
-    let central = Remediator::start(
-        KojiVersion::V1_33,
-        &central_rules(dir.path(), &root, &agent),
+    let agent = start_agent(
+        &dir.path().join("agent-dir").tap_mkdir(),
+        None,
+        &builder_policy(dir.path(), &root),
     )
     .await;
+    let central = Remediator::start(KojiVersion::V1_33, &central_rules(dir.path(), &agent)).await;
 
     let (status, body) = central.post(&disk_full(HOST, "2026-11-28T20:00:00Z")).await;
     assert_eq!(status, 200, "{body}");
@@ -147,49 +155,120 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
         .contains("not a plain host name"));
 }
 
+/// The trust boundary: whoever holds the forwarding token can only ask. A request naming
+/// a command or a path is refused whole (400 naming the field) and nothing runs: the
+/// recording stop script stays unrun and an old entry in `/etc`-like directories outside
+/// the policy's roots stays; a knob beyond the policy's bounds is refused.
 #[tokio::test]
-async fn the_agent_rejects_wrong_tokens_and_actions_it_does_not_run() {
+async fn the_agent_takes_nothing_it_runs_or_touches_from_a_request() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = start_agent(dir.path(), None).await;
+    let root = dir.path().join("mock").tap_mkdir();
+    let elsewhere = dir.path().join("etc-like").tap_mkdir();
+    std::fs::create_dir_all(elsewhere.join("old-config")).unwrap();
+    run(&[
+        "touch",
+        "-h",
+        "-d",
+        "30 days ago",
+        elsewhere.join("old-config").to_str().unwrap(),
+    ]);
+    let recorded = dir.path().join("evil-ran");
+    let evil = dir.path().join("evil.sh");
+    std::fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", recorded.display())).unwrap();
+    run(&["chmod", "+x", evil.to_str().unwrap()]);
+    let agent = start_agent(
+        &dir.path().join("agent-dir").tap_mkdir(),
+        None,
+        &builder_policy(dir.path(), &root),
+    )
+    .await;
     let client = reqwest::Client::new();
     let url = format!("{agent}/api/v1/agent/run");
-    let request = json!({
-        "run": 1, "action": "lower_capacity", "params": {}, "labels": {"host": HOST},
-        "plan_only": false
-    });
+    let base = json!({"run": 1, "action": "clean_build_dirs", "labels": {"host": HOST}, "plan_only": false});
+    let with = |key: &str, value: serde_json::Value| {
+        let mut request = base.clone();
+        request[key] = value;
+        request
+    };
     for token in ["", "wrong-token-wrong-token-wrong", support::WEBHOOK_TOKEN] {
         let response = client
             .post(&url)
             .bearer_auth(token)
-            .json(&request)
+            .json(&base)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 401, "{token:?}");
     }
+    let other_action = with("action", json!("lower_capacity"));
     let response = client
         .post(&url)
         .bearer_auth(FORWARD_TOKEN)
-        .json(&request)
+        .json(&other_action)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 403);
-    let bad_params = json!({
-        "run": 1, "action": "clean_build_dirs", "params": {"roots": ["/"], "local_host": HOST},
-        "labels": {"host": HOST}, "plan_only": false
-    });
+    for (key, value) in [
+        ("stop_command", json!([evil.to_str().unwrap()])),
+        ("start_command", json!([evil.to_str().unwrap()])),
+        ("roots", json!([elsewhere.to_str().unwrap()])),
+        ("procfs", json!("/tmp")),
+        ("params", json!({"roots": ["/etc"]})),
+    ] {
+        let response = client
+            .post(&url)
+            .bearer_auth(FORWARD_TOKEN)
+            .json(&with(key, value))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{key}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("unknown field `{key}`")),
+            "{key}: {body}"
+        );
+    }
+    // Knobs with policy-shaped names inside are refused the same way.
     let response = client
         .post(&url)
         .bearer_auth(FORWARD_TOKEN)
-        .json(&bad_params)
+        .json(&with(
+            "knobs",
+            json!({"stop_command": [evil.to_str().unwrap()]}),
+        ))
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // A retention shorter than the policy allows is refused, nothing runs.
+    let response = client
+        .post(&url)
+        .bearer_auth(FORWARD_TOKEN)
+        .json(&with("knobs", json!({"retention": "0s"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["state"], "refused", "{body}");
+    assert!(
+        body["outcome"].as_str().unwrap().contains("min_retention"),
+        "{body}"
+    );
+    assert!(!recorded.exists(), "no command named by a request ever ran");
+    assert!(
+        elsewhere.join("old-config").exists(),
+        "nothing outside the roots moved"
+    );
     assert_eq!(
-        response.status().as_u16(),
-        400,
-        "an agent re-checks the parameters"
+        std::fs::read_to_string(dir.path().join("svc-calls.log")).unwrap_or_default(),
+        "",
+        "kojid was never stopped"
     );
     // No webhook on an agent-only instance.
     let response = client

@@ -15,9 +15,8 @@ use koji_testkit::mounts::{age_tree, TestMount};
 use koji_testkit::KojiVersion;
 use support::{payload, service_scripts, start_agent, Remediator, FORWARD_TOKEN, HOST};
 
-fn central_rules(dir: &Path, root: &Path, ca: &Path, central: &Issued, agent_port: u16) -> String {
+fn central_rules(dir: &Path, ca: &Path, central: &Issued, agent_port: u16) -> String {
     std::fs::write(dir.join("forward.token"), FORWARD_TOKEN).unwrap();
-    let services = service_scripts(dir);
     format!(
         r#"
 [[rule]]
@@ -26,7 +25,7 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ roots = ["{root}"], target_free_percent = 60, {services} }}
+params = {{ target_free_percent = 60 }}
 
 [forwarding]
 token_file = "{token}"
@@ -43,7 +42,6 @@ key_file = "{key}"
 "{HOST}" = "https://localhost:{agent_port}"
 "buildvm-x86-09.example.org" = "https://127.0.0.1:{agent_port}"
 "#,
-        root = root.display(),
         token = dir.join("forward.token").display(),
         ca = ca.display(),
         cert = central.cert_file.display(),
@@ -86,7 +84,12 @@ async fn agents_take_forwarded_runs_only_over_mutual_tls_from_the_central_instan
         ),
     )
     .unwrap();
-    let agent = start_agent(&agent_dir, Some(&web)).await;
+    let policy = format!(
+        "roots = [\"{}\"]\nmax_target_free_percent = 95\n{}",
+        d.join("mock").display(),
+        service_scripts(d)
+    );
+    let agent = start_agent(&agent_dir, Some(&web), &policy).await;
     assert!(agent.starts_with("https://localhost:"), "{agent}");
     let agent_port: u16 = agent.rsplit(':').next().unwrap().parse().unwrap();
 
@@ -118,7 +121,7 @@ async fn agents_take_forwarded_runs_only_over_mutual_tls_from_the_central_instan
     age_tree(&root.join("f39-build-1-1"), 10);
     let remediator = Remediator::start(
         KojiVersion::V1_33,
-        &central_rules(d, &root, &ca.cert_file, &central, agent_port),
+        &central_rules(d, &ca.cert_file, &central, agent_port),
     )
     .await;
     let labels = [
@@ -169,14 +172,14 @@ fn plain_agent_urls_with_forwarding_tls_are_a_configuration_error() {
     let d = dir.path();
     let ca = TestCa::new(d, "koji-ca");
     let central = ca.issue("central", &["central.example.org"]);
-    let rules = central_rules(d, &d.join("mock"), &ca.cert_file, &central, 1)
+    let rules = central_rules(d, &ca.cert_file, &central, 1)
         .replace("https://localhost:1", "http://localhost:1");
     let text = support::config_text(d, "host=h", "host=j", &rules);
     let error = koji_remediator::config::Config::parse(&text, Path::new("central.toml"))
         .unwrap_err()
         .to_string();
     assert!(error.contains("forwarding.agents"), "{error}");
-    let missing_key = central_rules(d, &d.join("mock"), &ca.cert_file, &central, 1).replace(
+    let missing_key = central_rules(d, &ca.cert_file, &central, 1).replace(
         &format!("key_file = \"{}\"\n", central.key_file.display()),
         "",
     );

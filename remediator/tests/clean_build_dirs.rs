@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use koji_testkit::mounts::{run, TestMount};
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
-use support::{payload, Remediator};
+use support::{local_agent, payload, Remediator};
 
 const HOST: &str = "buildvm-x86-01.example.org";
 const MIB: u64 = 1 << 20;
@@ -96,7 +96,7 @@ impl Services {
     fn params(&self) -> String {
         let d = self.dir.display();
         format!(
-            r#"stop_command = ["{d}/stop"], start_command = ["{d}/start"], is_active_command = ["{d}/is-active"], services = ["kojid", "plague-builder"]"#
+            "stop_command = [\"{d}/stop\"]\nstart_command = [\"{d}/start\"]\nis_active_command = [\"{d}/is-active\"]\nservices = [\"kojid\", \"plague-builder\"]\n"
         )
     }
 }
@@ -110,10 +110,16 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ local_host = "{HOST}", roots = ["{}"], target_free_percent = {target}, {} }}
-"#,
-        root.display(),
-        services.params()
+params = {{ target_free_percent = {target} }}
+{}"#,
+        local_agent(
+            &services.dir,
+            &format!(
+                "roots = [\"{}\"]\nmax_target_free_percent = 95\n{}",
+                root.display(),
+                services.params()
+            )
+        )
     )
 }
 
@@ -304,7 +310,7 @@ async fn the_hubs_active_buildroots_stay_and_other_hosts_are_refused() {
 }
 
 #[test]
-fn roots_that_could_escape_are_refused_at_start() {
+fn roots_that_could_escape_are_refused_at_start_and_rules_cannot_name_policy() {
     let dir = tempfile::tempdir().unwrap();
     let base = support::config_text(dir.path(), "host=h", "host=j", "");
     for root in [
@@ -314,12 +320,30 @@ fn roots_that_could_escape_are_refused_at_start() {
         "/var/lib/mock/.",
     ] {
         let text = format!(
-            "{base}\n[[rule]]\nname = \"r\"\nalertname = \"A\"\naction = \"clean_build_dirs\"\npolicy = \"auto\"\nparams = {{ local_host = \"h\", roots = [\"{root}\"] }}\n"
+            "{base}\n{}",
+            local_agent(dir.path(), &format!("roots = [\"{root}\"]"))
         );
         let error = koji_remediator::config::Config::parse(&text, Path::new("r.toml")).unwrap_err();
         assert!(
-            error.to_string().contains("rule[0].params"),
+            error.to_string().contains("agent.clean_build_dirs"),
             "{root}: {error}"
+        );
+    }
+    // A rule naming what the builder's own policy decides is refused, naming where it goes.
+    for key in [
+        "roots = [\"/etc\"]",
+        "stop_command = [\"/bin/sh\"]",
+        "procfs = \"/tmp\"",
+    ] {
+        let text = format!(
+            "{base}\n[[rule]]\nname = \"r\"\nalertname = \"A\"\naction = \"clean_build_dirs\"\npolicy = \"auto\"\nparams = {{ {key} }}\n{}",
+            local_agent(dir.path(), "roots = [\"/var/lib/mock\"]")
+        );
+        let error = koji_remediator::config::Config::parse(&text, Path::new("r.toml")).unwrap_err();
+        let said = error.to_string();
+        assert!(
+            said.contains("rule[0].params") && said.contains("[agent.clean_build_dirs]"),
+            "{key}: {said}"
         );
     }
 }

@@ -28,7 +28,7 @@ fn plain_http_beyond_loopback_must_be_asked_for() {
     std::fs::write(d.join("agent.token"), "agent-token-0123456789abcdef").unwrap();
     let agent = |extra: &str| {
         format!(
-            "[server]\nlisten_address = \"0.0.0.0:0\"\n{extra}\n[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"b\"\n",
+            "[server]\nlisten_address = \"0.0.0.0:0\"\n{extra}\n[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"b\"\n[agent.clean_build_dirs]\nroots = [\"/var/lib/mock\"]\n",
             d.join("agent.token").display()
         )
     };

@@ -20,8 +20,9 @@ async fn start_agent(dir: &Path, host: &str) -> String {
     let token = dir.join(format!("{host}.token"));
     std::fs::write(&token, TOKEN).unwrap();
     let text = format!(
-        "[agent]\ntoken_file = \"{}\"\nactions = [\"restart_local_services\"]\nhost_name = \"{host}\"\n",
-        token.display()
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"restart_local_services\"]\nhost_name = \"{host}\"\n\n[agent.restart_local_services]\nservices = [\"httpd\", \"kojira\", \"kojid\"]\nrestart_command = [\"{d}/restart\", \"{host}\"]\nis_active_command = [\"/bin/true\"]\n",
+        token.display(),
+        d = dir.display()
     );
     let app = koji_remediator::start(Config::parse(&text, Path::new("agent.toml")).unwrap())
         .await
@@ -81,7 +82,7 @@ name = "restart-koji"
 alertname = "KojiHubRestartNeeded"
 action = "restart_services"
 policy = "auto"
-params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "10s", builder_grace = "1s", restart_command = ["{d}/restart", "{{host}}"], is_active_command = ["/bin/true"] }}
+params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "10s", builder_grace = "1s" }}
 
 [forwarding]
 token_file = "{d}/central.token"
@@ -172,7 +173,7 @@ name = "restart-koji"
 alertname = "KojiHubRestartNeeded"
 action = "restart_services"
 policy = "auto"
-params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s", restart_command = ["{d}/restart", "{{host}}"], is_active_command = ["/bin/true"] }}
+params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s" }}
 
 [forwarding]
 token_file = "{d}/central.token"

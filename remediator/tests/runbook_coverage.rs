@@ -140,6 +140,30 @@ fn the_agent_example_is_an_agent_only_config() {
     let forwarding = central.forwarding.expect("[forwarding]");
     assert_eq!(forwarding.actions.len(), 1);
     assert_eq!(forwarding.actions[0].name(), "clean_build_dirs");
+    // The agent's roots are exactly what its systemd unit lets it write.
+    let unit =
+        std::fs::read_to_string(repo("packaging/systemd/koji-remediator-agent.service")).unwrap();
+    let writable: Vec<String> = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("ReadWritePaths="))
+        .unwrap()
+        .split_whitespace()
+        .map(|path| path.trim_start_matches('-').to_string())
+        .collect();
+    let roots: Vec<String> = agent
+        .clean_build_dirs
+        .as_ref()
+        .expect("[agent.clean_build_dirs]")
+        .roots
+        .iter()
+        .map(|root| root.display().to_string())
+        .collect();
+    assert_eq!(roots, writable);
+    assert!(unit.contains("StateDirectory=koji-remediator"));
+    assert_eq!(
+        agent.state_dir.display().to_string(),
+        "/var/lib/koji-remediator"
+    );
 }
 
 #[test]

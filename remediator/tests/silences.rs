@@ -45,7 +45,7 @@ alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
 cooldown = "0s"
-params = {{ local_host = "{HOST}", roots = ["{root}"], target_free_percent = 60, services = ["kojid"], is_active_command = ["true"], stop_command = ["{stop}"], start_command = ["true"], check_hub_buildroots = false }}
+params = {{ target_free_percent = 60 }}
 
 [[rule]]
 name = "overloaded"
@@ -54,9 +54,15 @@ action = "lower_capacity"
 policy = "auto"
 cooldown = "0s"
 params = {{ step = 1.0, floor = 2.0 }}
-"#,
-        root = root.display(),
-        stop = stop.display(),
+{agent}"#,
+        agent = support::local_agent(
+            dir,
+            &format!(
+                "roots = [\"{}\"]\nmax_target_free_percent = 95\nservices = [\"kojid\"]\nis_active_command = [\"true\"]\nstop_command = [\"{}\"]\nstart_command = [\"true\"]",
+                root.display(),
+                stop.display()
+            )
+        ),
     )
 }
 

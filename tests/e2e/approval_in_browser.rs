@@ -83,12 +83,25 @@ name = "shared-storage-scratch"
 alertname = "KojiSharedStorageFull"
 action = "clean_build_dirs"
 policy = "approve"
-params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", roots = ["{scratch}"], retention = "7d", target_free_percent = 50, services = [], check_hub_buildroots = false }}
+params = {{ host_label = "instance", retention = "7d", target_free_percent = 50 }}
+[agent]
+token_file = "{d}/local-agent.token"
+actions = ["clean_build_dirs"]
+host_name = "127.0.0.1:{exporter_port}"
+state_dir = "{d}/agent-state"
+[agent.clean_build_dirs]
+roots = ["{scratch}"]
+services = []
 "#,
         d = d.display(),
         smtp_port = smtp.port,
         scratch = scratch.display(),
     );
+    std::fs::write(
+        d.join("local-agent.token"),
+        "e2e-browser-local-agent-token-0123",
+    )
+    .unwrap();
     let central = Central {
         webhook_token: "e2e-browser-webhook-token-0123456",
         api_token: API_TOKEN,
@@ -281,7 +294,7 @@ params = {{ local_host = "127.0.0.1:{exporter_port}", host_label = "instance", r
                 .text()
                 .await
                 .ok()?;
-            (state != "pending" && state != "running").then_some(state)
+            (!["pending", "running", "applying"].contains(&state.as_str())).then_some(state)
         },
     )
     .await;

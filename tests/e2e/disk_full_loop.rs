@@ -125,7 +125,14 @@ async fn a_full_builder_disk_is_cleaned_by_its_agent() {
     let agent_port = free_port();
     write(
         &d.join("agent.toml"),
-        &format!("[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n", d.join("forward.token").display()),
+        &format!(
+            "[agent]\ntoken_file = \"{fwd}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/agent-state\"\n\n\
+             [agent.clean_build_dirs]\nroots = [\"{mock}\"]\nservices = [\"kojid\"]\n\
+             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
+            fwd = d.join("forward.token").display(),
+            dd = d.display(),
+            mock = mock.display(),
+        ),
     );
     let agent = start_binary(d, "agent", "koji-remediator", "agent.toml", agent_port, &[]);
     let hub = TestDb::koji("e2e_disk_hub", KojiVersion::V1_33)
@@ -152,7 +159,7 @@ name = "builder-disk-full"
 alertname = "KojiBuilderDiskFull"
 action = "clean_build_dirs"
 policy = "auto"
-params = {{ roots = ["{mock}"], target_free_percent = 25, is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"], services = ["kojid"] }}
+params = {{ target_free_percent = 25 }}
 [forwarding]
 token_file = "{d}/forward.token"
 actions = ["clean_build_dirs"]
@@ -162,7 +169,6 @@ actions = ["clean_build_dirs"]
             d = d.display(),
             journal = journal.url,
             hub = hub.url,
-            mock = mock.display(),
         ),
     );
     let central = start_binary(
@@ -200,7 +206,11 @@ actions = ["clean_build_dirs"]
                 .ok()?;
             runs.as_array()?
                 .iter()
-                .find(|run| run["state"] != "pending" && run["state"] != "running")
+                .find(|run| {
+                    !["pending", "running", "applying"]
+                        .iter()
+                        .any(|s| run["state"] == *s)
+                })
                 .cloned()
         },
     )

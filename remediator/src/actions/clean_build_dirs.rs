@@ -101,6 +101,7 @@ impl Params {
         Knobs {
             retention: self.retention,
             target_free_percent: self.target_free_percent,
+            host_label: Some(self.host_label.clone()),
             services: None,
         }
     }

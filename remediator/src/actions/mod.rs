@@ -250,7 +250,7 @@ pub async fn plan_host_local(
     context: &ActionContext,
     request: &AgentRequest,
 ) -> Result<Planned, ActionError> {
-    let host_label = "host";
+    let host_label = request.knobs.host_label.as_deref().unwrap_or("host");
     match request.action {
         ActionKind::CleanBuildDirs => {
             let host = request.labels.get(host_label).cloned().unwrap_or_default();

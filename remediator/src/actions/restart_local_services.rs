@@ -46,6 +46,7 @@ impl Params {
     pub fn knobs(&self) -> Knobs {
         Knobs {
             services: self.services.clone(),
+            host_label: Some(self.host_label.clone()),
             ..Knobs::default()
         }
     }
@@ -98,7 +99,7 @@ pub fn plan(
 ) -> Planned {
     let (local, policy) = match policy(context) {
         Ok(found) => found,
-        Err(reason) => return Planned::Refused(reason.into()),
+        Err(reason) => return Planned::Refused(reason),
     };
     let host = labels.get(host_label).cloned().unwrap_or_default();
     if local != host {

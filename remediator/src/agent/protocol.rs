@@ -44,6 +44,9 @@ pub struct Knobs {
     /// `max_target_free_percent`).
     #[serde(default)]
     pub target_free_percent: Option<f64>,
+    /// The alert label naming the Koji host (`host` when absent).
+    #[serde(default)]
+    pub host_label: Option<String>,
     /// `restart_local_services`: which of the agent's allowed services, in order.
     #[serde(default)]
     pub services: Option<Vec<String>>,

@@ -232,7 +232,7 @@ impl Executor {
             )
             .await?;
         let run = match start {
-            Start::Started(run) => run,
+            Start::Started(run) => *run,
             Start::Held(hold, outcome) => {
                 tracing::info!(run = id, ?hold, %outcome, "run held back");
                 self.count(rule, RunState::Skipped, started);
@@ -329,6 +329,7 @@ impl Executor {
                 _ => "dry run",
             };
             let mut ending = conclude(held, format!("{said}; not applied: {}", plan.summary()));
+            ending.plan_summary = Some(plan.summary());
             ending.plan = Some(plan);
             return Ok((from, ending));
         }

@@ -103,7 +103,7 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
     /// Started under this replica's lease.
-    Started(RunRow),
+    Started(Box<RunRow>),
     /// The action's cap is reached across replicas: it stays pending.
     AtCap,
     /// Held back and ended as skipped (journaled), with why.
@@ -296,12 +296,12 @@ impl Journal {
             )
             .await?;
         transaction.commit().await?;
-        Ok(Start::Started(RunRow {
+        Ok(Start::Started(Box::new(RunRow {
             state: running,
             owner: Some(lease.owner.to_string()),
             attempts: run.attempts + 1,
             ..run
-        }))
+        })))
     }
 
     /// Why a fix must not start: its occurrence resolved, or the cooldown holds.

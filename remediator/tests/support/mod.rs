@@ -209,9 +209,12 @@ impl Remediator {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let runs = self.runs().await;
-            let done = runs
-                .iter()
-                .all(|run| !matches!(run["state"].as_str(), Some("pending" | "running")));
+            let done = runs.iter().all(|run| {
+                !matches!(
+                    run["state"].as_str(),
+                    Some("pending" | "running" | "applying")
+                )
+            });
             if runs.len() >= count && done {
                 return runs;
             }
@@ -307,13 +310,15 @@ pub fn payload(
     payload.to_string()
 }
 
-/// Starts an agent-only instance for [`HOST`] (no journal, no hub, no runbook), on TLS when
+/// Starts an agent-only instance for [`HOST`] (no journal, no hub, no runbook) with the
+/// cleanup policy `policy` (TOML lines of `[agent.clean_build_dirs]`), on TLS when
 /// `web_config` is given; returns its base URL.
-pub async fn start_agent(dir: &Path, web_config: Option<&Path>) -> String {
+pub async fn start_agent(dir: &Path, web_config: Option<&Path>, policy: &str) -> String {
     std::fs::write(dir.join("agent.token"), FORWARD_TOKEN).unwrap();
     let text = format!(
-        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\n",
-        dir.join("agent.token").display()
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{}\"\n\n[agent.clean_build_dirs]\n{policy}\n",
+        dir.join("agent.token").display(),
+        dir.join("agent-state").display()
     );
     let config = Config::parse(&text, Path::new("agent.toml")).expect("agent config");
     let app = koji_remediator::start(config).await.expect("agent starts");
@@ -333,7 +338,8 @@ pub async fn start_agent(dir: &Path, web_config: Option<&Path>) -> String {
     base
 }
 
-/// Service scripts on the "builder": kojid runs; stop and start are recorded.
+/// Service scripts on the "builder": kojid runs; stop and start are recorded. Returns the
+/// policy lines that use them.
 pub fn service_scripts(dir: &Path) -> String {
     let state = dir.join("svc-state");
     std::fs::create_dir_all(&state).unwrap();
@@ -364,6 +370,21 @@ pub fn service_scripts(dir: &Path) -> String {
     }
     let d = dir.display();
     format!(
-        r#"is_active_command = ["{d}/is-active"], stop_command = ["{d}/stop"], start_command = ["{d}/start"]"#
+        "is_active_command = [\"{d}/is-active\"]\nstop_command = [\"{d}/stop\"]\nstart_command = [\"{d}/start\"]\n"
+    )
+}
+
+/// The token of an instance's own `[agent]` in [`local_agent`].
+pub const LOCAL_AGENT_TOKEN: &str = "local-agent-token-for-tests-0123456789";
+
+/// An `[agent]` for [`HOST`] with the cleanup policy `policy` (TOML lines of
+/// `[agent.clean_build_dirs]`), its token and state directory in `dir`: appended to a
+/// central configuration, the instance runs `clean_build_dirs` itself, under that policy.
+pub fn local_agent(dir: &Path, policy: &str) -> String {
+    std::fs::write(dir.join("local-agent.token"), LOCAL_AGENT_TOKEN).unwrap();
+    format!(
+        "\n[agent]\ntoken_file = \"{}\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{}\"\n\n[agent.clean_build_dirs]\n{policy}\n",
+        dir.join("local-agent.token").display(),
+        dir.join("agent-state").display()
     )
 }
