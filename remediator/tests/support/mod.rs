@@ -58,6 +58,8 @@ koji_user = "koji-remediator"
 [guards]
 max_concurrent_per_action = 2
 default_cooldown = "10m"
+run_lease = "3s"
+reconcile_interval = "200ms"
 
 {rules}
 "#,
@@ -90,7 +92,18 @@ impl Remediator {
     ) -> Remediator {
         let dir = tempfile::tempdir().unwrap();
         let text = config_text(dir.path(), hub_url, &journal_url, rules);
-        let config = Config::parse(&text, Path::new("test.toml")).expect("test config");
+        Remediator::start_from_text(hub, journal_url, dir, &text).await
+    }
+
+    /// Starts from a whole configuration text (made with [`config_text`] in `dir`, then
+    /// adjusted), against given databases.
+    pub async fn start_from_text(
+        hub: TestDb,
+        journal_url: String,
+        dir: tempfile::TempDir,
+        text: &str,
+    ) -> Remediator {
+        let config = Config::parse(text, Path::new("test.toml")).expect("test config");
         let state = koji_remediator::start(config.clone())
             .await
             .expect("remediator starts");
@@ -199,6 +212,20 @@ impl Remediator {
         self.hub
             .client
             .query_one("SELECT capacity FROM host_config WHERE active", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// The capacity of the Koji host `host` (1.16+ layout).
+    pub async fn active_capacity_of(&self, host: &str) -> f64 {
+        self.hub
+            .client
+            .query_one(
+                "SELECT hc.capacity FROM host_config hc JOIN host h ON h.id = hc.host_id
+                  WHERE hc.active AND h.name = $1",
+                &[&host],
+            )
             .await
             .unwrap()
             .get(0)

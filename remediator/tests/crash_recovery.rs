@@ -1,0 +1,295 @@
+//! `kill -9` at the moments that used to lose work, with the real binary: a notice queued
+//! but not yet delivered is sent after the restart; an agent killed while kojid was stopped
+//! for a cleanup starts kojid again when it comes back and says so to the central side.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use koji_e2e::Process;
+use koji_testkit::mounts::run;
+use koji_testkit::{KojiVersion, TestDb};
+use serde_json::{json, Value};
+use support::{config_text, payload, FORWARD_TOKEN, HOST};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &Path, name: &str, config: &str, port: u16) -> Process {
+    Process::start(
+        dir,
+        name,
+        Path::new(env!("CARGO_BIN_EXE_koji-remediator")),
+        &[
+            "--config.file".into(),
+            dir.join(config).display().to_string(),
+            "--web.listen-address".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+    )
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A chat bridge on `port` that keeps every body it receives.
+async fn chat_bridge(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    received
+}
+
+#[tokio::test]
+async fn a_notice_queued_before_a_kill_is_sent_after_the_restart() {
+    let hub = TestDb::koji("crash_notice_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let journal = TestDb::empty("crash_notice_journal").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The notice webhook is down while the first process runs.
+    let bridge_port = free_port();
+    let rules = format!(
+        r#"
+[notify]
+webhook_url = "http://127.0.0.1:{bridge_port}/hook"
+attempts = 100
+retry_delay = "300ms"
+
+[[rule]]
+name = "shared-storage-full"
+alertname = "KojiSharedStorageFull"
+action = "escalate"
+policy = "notify"
+"#
+    );
+    std::fs::write(
+        d.join("remediator.toml"),
+        config_text(d, &hub.url, &journal.url, &rules),
+    )
+    .unwrap();
+    let port = free_port();
+    let first = start(d, "first", "remediator.toml", port);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let labels = [
+        ("alertname", "KojiSharedStorageFull"),
+        ("mountpoint", "/mnt/koji"),
+    ];
+    let body = payload(false, &labels, "e0e0e0e0e0e0e0e0", "2026-11-30T05:00:00Z");
+    wait_for("the first process to journal the escalation", || {
+        let client = client.clone();
+        let base = base.clone();
+        let body = body.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/webhook/alertmanager"))
+                .bearer_auth(support::WEBHOOK_TOKEN)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == 200).then_some(())
+        }
+    })
+    .await;
+    let db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+    wait_for("a failed attempt at the notice", || {
+        let db = &db;
+        async move {
+            let attempts: i32 = db
+                .query_one("SELECT attempts FROM koji_remediator.notices", &[])
+                .await
+                .ok()?
+                .get(0);
+            (attempts >= 1).then_some(())
+        }
+    })
+    .await;
+    drop(first); // kill -9
+    let received = chat_bridge(bridge_port).await;
+    let _second = start(d, "second", "remediator.toml", port);
+    let notice: String = wait_for("the notice journaled as delivered", || {
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT notice FROM koji_remediator.action_runs WHERE notice IS NOT NULL",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|row| row.get(0))
+        }
+    })
+    .await;
+    assert!(
+        notice.starts_with("delivered to the notice webhook on attempt"),
+        "{notice}"
+    );
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "delivered once: {bodies:#?}");
+    assert!(bodies[0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("OUTAGE NOTICE: KojiSharedStorageFull"));
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_cleanup_starts_kojid_again_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("mock");
+    std::fs::create_dir_all(root.join("f39-build-1-1")).unwrap();
+    std::fs::write(root.join("f39-build-1-1/blob"), vec![1u8; 1 << 20]).unwrap();
+    run(&[
+        "touch",
+        "-h",
+        "-d",
+        "10 days ago",
+        root.join("f39-build-1-1/blob").to_str().unwrap(),
+        root.join("f39-build-1-1").to_str().unwrap(),
+    ]);
+    // kojid runs; stopping it takes long enough to kill the agent meanwhile.
+    let state = d.join("kojid-running");
+    std::fs::write(&state, "").unwrap();
+    let log = d.join("calls.log");
+    for (name, body) in [
+        ("is-active", format!("test -e {}", state.display())),
+        (
+            "stop",
+            format!(
+                "rm -f {}; echo \"stop $1\" >> {}; sleep 30",
+                state.display(),
+                log.display()
+            ),
+        ),
+        (
+            "start",
+            format!(
+                "touch {}; echo \"start $1\" >> {}",
+                state.display(),
+                log.display()
+            ),
+        ),
+    ] {
+        std::fs::write(d.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+        run(&["chmod", "+x", d.join(name).to_str().unwrap()]);
+    }
+    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "[server]\n[agent]\ntoken_file = \"{dd}/agent.token\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/state\"\n\n\
+             [agent.clean_build_dirs]\nroots = [\"{root}\"]\nmax_target_free_percent = 99\nservices = [\"kojid\"]\n\
+             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
+            dd = d.display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/api/v1/agent/run");
+    let first = start(d, "agent-first", "agent.toml", port);
+    let client = reqwest::Client::new();
+    let request = json!({
+        "run": 41, "action": "clean_build_dirs", "labels": {"host": HOST},
+        "plan_only": false, "knobs": {"target_free_percent": 99}
+    });
+    let in_flight = {
+        let client = client.clone();
+        let url = url.clone();
+        let request = request.clone();
+        tokio::spawn(async move {
+            loop {
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(FORWARD_TOKEN)
+                    .json(&request)
+                    .send()
+                    .await;
+                if sent.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    wait_for("kojid stopped by the cleanup", || {
+        let log = log.clone();
+        async move {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|calls| calls.contains("stop kojid"))
+        }
+    })
+    .await;
+    drop(first); // kill -9, kojid down
+    in_flight.abort();
+    assert!(!state.exists(), "kojid is down");
+    let _second = start(d, "agent-second", "agent.toml", port);
+    wait_for("kojid started again by the restarted agent", || {
+        let state = state.clone();
+        async move { state.exists().then_some(()) }
+    })
+    .await;
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls, "stop kojid\nstart kojid\n");
+    // The next answer tells the central side, which journals it with that run.
+    let mut plan_only = request.clone();
+    plan_only["plan_only"] = json!(true);
+    plan_only["run"] = json!(42);
+    let answer: Value = wait_for("the restarted agent to answer", || {
+        let client = client.clone();
+        let url = url.clone();
+        let plan_only = plan_only.clone();
+        async move {
+            let response = client
+                .post(&url)
+                .bearer_auth(FORWARD_TOKEN)
+                .json(&plan_only)
+                .send()
+                .await
+                .ok()?;
+            response.json().await.ok()
+        }
+    })
+    .await;
+    let recovery = answer["recovery"].to_string();
+    assert!(
+        recovery.contains("started kojid again: run 41 had stopped it"),
+        "{answer:#}"
+    );
+}
