@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::collectors::CollectorId;
+use crate::collectors::table::CollectorId;
 use crate::config::Config;
 
 /// Log output format.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::collectors::CollectorId;
+use crate::collectors::table::CollectorId;
 
 /// Environment variable that overrides `database.url`.
 pub const DB_URL_ENV: &str = "KOJI_EXPORTER_DB_URL";

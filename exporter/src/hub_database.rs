@@ -10,37 +10,29 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
+use deadpool_postgres::{Object, Pool};
+use koji_db::pool::{build_pool, PoolBuildError, PoolSettings};
 use koji_db::{layout_from_row, Layout, DETECT_LAYOUT};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
-
-use crate::collectors::CollectError;
+use tokio_postgres::Row;
 
 use crate::config::{Config, DB_URL_ENV};
 
 /// Why the hub database could not be set up or reached.
 #[derive(Debug, thiserror::Error)]
 pub enum HubDatabaseError {
-    /// The connection string did not parse (never echoed: it may hold a password).
-    #[error("{source_name} is not a PostgreSQL connection string: {reason}")]
-    BadUrl {
-        /// `database.url` or the environment variable.
-        source_name: &'static str,
-        /// The parser's complaint.
-        reason: String,
-    },
-    /// The password file could not be read.
-    #[error("cannot read database.password_file {path}: {source}")]
-    PasswordFile {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The pool could not be built.
-    #[error("cannot build the connection pool: {0}")]
-    Build(#[from] deadpool_postgres::BuildError),
+    /// The pool could not be built (a bad URL, an unreadable password file).
+    #[error(transparent)]
+    Pool(#[from] PoolBuildError),
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// The Koji schema could not be read.
+    #[error(transparent)]
+    Koji(#[from] koji_db::KojiDbError),
+    /// The layout query returned no row.
+    #[error("the layout query returned no row")]
+    NoLayoutRow,
     /// No connection could be had (refused, timed out, authentication failed).
     #[error("hub database unavailable: {0}")]
     Unavailable(#[from] deadpool_postgres::PoolError),
@@ -56,50 +48,27 @@ pub struct HubDatabase {
 impl HubDatabase {
     /// Builds the pool; connects lazily, so a database that is down now is no error.
     pub fn new(config: &Config) -> Result<HubDatabase, HubDatabaseError> {
-        let source_name = if std::env::var(DB_URL_ENV).is_ok_and(|v| !v.is_empty()) {
+        let url_source = if std::env::var(DB_URL_ENV).is_ok_and(|v| !v.is_empty()) {
             DB_URL_ENV
         } else {
             "database.url"
         };
-        let mut pg: tokio_postgres::Config =
-            config
-                .database_url()
-                .parse()
-                .map_err(|error: tokio_postgres::Error| HubDatabaseError::BadUrl {
-                    source_name,
-                    reason: error.to_string(),
-                })?;
-        if let Some(path) = &config.database.password_file {
-            let password =
-                std::fs::read_to_string(path).map_err(|source| HubDatabaseError::PasswordFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            pg.password(password.lines().next().unwrap_or_default());
-        }
+        let url = config.database_url();
         let connect_timeout = config.database.connect_timeout;
         let statement_timeout = config.web.scrape_timeout.as_millis();
-        pg.connect_timeout(connect_timeout)
-            .application_name("koji-exporter")
-            .options(format!(
+        let pool = build_pool(&PoolSettings {
+            url: &url,
+            url_source,
+            password_file: config.database.password_file.as_deref(),
+            password_key: "database.password_file",
+            application_name: "koji-exporter",
+            options: Some(format!(
                 "-c default_transaction_read_only=on -c statement_timeout={statement_timeout}"
-            ));
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.database.pool_size)
-            .runtime(Runtime::Tokio1)
-            .timeouts(Timeouts {
-                wait: Some(connect_timeout),
-                create: Some(connect_timeout),
-                recycle: Some(connect_timeout.min(Duration::from_secs(1))),
-            })
-            .build()?;
+            )),
+            connect_timeout,
+            recycle_timeout: connect_timeout.min(Duration::from_secs(1)),
+            size: config.database.pool_size,
+        })?;
         Ok(HubDatabase {
             pool,
             layout: Arc::default(),
@@ -114,11 +83,9 @@ impl HubDatabase {
     }
 
     /// Detects the Koji layout afresh and remembers it for [`HubDatabase::layout`].
-    pub async fn detect_layout(&self, client: &HubClient) -> Result<Layout, CollectError> {
+    pub async fn detect_layout(&self, client: &HubClient) -> Result<Layout, HubDatabaseError> {
         let row = client.query(DETECT_LAYOUT, &[]).await?;
-        let row = row
-            .first()
-            .ok_or(CollectError::Malformed("layout query".into()))?;
+        let row = row.first().ok_or(HubDatabaseError::NoLayoutRow)?;
         let detected = layout_from_row(row);
         *self.layout.lock().expect("layout lock") = detected.as_ref().ok().copied();
         Ok(detected?)
@@ -127,7 +94,7 @@ impl HubDatabase {
     /// The layout remembered from an earlier detection, else detected now. Koji upgrades
     /// change the layout under a running exporter: a failing query forgets it (see
     /// [`HubDatabase::forget_layout`]) so the next scrape looks again.
-    pub async fn layout(&self, client: &HubClient) -> Result<Layout, CollectError> {
+    pub async fn layout(&self, client: &HubClient) -> Result<Layout, HubDatabaseError> {
         let remembered = *self.layout.lock().expect("layout lock");
         match remembered {
             Some(layout) => Ok(layout),

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::collectors::CollectorId;
+use crate::collectors::table::CollectorId;
 use crate::config::Config;
 use crate::hub_database::{HubDatabase, HubDatabaseError};
 use crate::scrape::Scraper;

@@ -7,12 +7,14 @@
 //! - [`capacity`]: read and change a host's capacity as Koji's `editHost` does.
 //! - [`layout`]: detect the schema layout of a connected database.
 //! - [`hosts`]: read every builder with its capacity, load, readiness and channels.
+//! - [`pool`]: the connection pool builder both binaries use.
 //! - [`error`]: the error type of this crate.
 
 pub mod capacity;
 pub mod error;
 pub mod hosts;
 pub mod layout;
+pub mod pool;
 
 pub use error::KojiDbError;
 pub use hosts::{host_queries, hosts_from_rows, list_hosts, Host, HostQueries};

@@ -207,6 +207,34 @@ impl Decision {
     }
 }
 
+/// What on-call decided on an escalation, as the API and the approval page say it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Verdict {
+    /// Approved: the stored plan is applied.
+    Approved,
+    /// Rejected: nothing is applied.
+    Rejected,
+}
+
+impl Verdict {
+    /// The name the API answers.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The event it is for a waiting run.
+    pub fn event(self) -> Event {
+        match self {
+            Verdict::Approved => Event::Approve,
+            Verdict::Rejected => Event::Reject,
+        }
+    }
+}
+
 /// Why a notice goes to on-call.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumString, IntoStaticStr,
@@ -275,6 +303,18 @@ pub enum Conclusion {
     Paused,
     /// Dry run.
     DryRun,
+}
+
+impl Conclusion {
+    /// How a run's outcome says it, in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Conclusion::NothingToDo => "nothing to do",
+            Conclusion::Refused => "refused",
+            Conclusion::Paused => "paused",
+            Conclusion::DryRun => "dry run",
+        }
+    }
 }
 
 /// What the world says about an interrupted apply.

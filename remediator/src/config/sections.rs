@@ -64,7 +64,7 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HubConfig {
-    /// Connection.
+    /// Where the hub database is and how to log in (`url`, `password_file`).
     #[serde(flatten)]
     pub database: DatabaseConfig,
     /// The Koji user recorded as making capacity changes (create it in Koji first, e.g.

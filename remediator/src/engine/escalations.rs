@@ -5,7 +5,7 @@
 use super::executor::Executor;
 use crate::journal::escalations::Decided;
 use crate::journal::{Journal, JournalError};
-use crate::lifecycle::RunState;
+use crate::lifecycle::{RunState, Verdict};
 
 /// Why a decision was not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +41,12 @@ pub async fn decide(
     id: i64,
     person: &str,
     reason: &str,
-    approve: bool,
+    verdict: Verdict,
 ) -> Result<RunState, DecideError> {
-    match journal.decide(id, approve, person, reason).await? {
+    match journal.decide(id, verdict, person, reason).await? {
         Decided::Moved(state) => {
-            tracing::warn!(run = id, %person, approve, "escalation decided");
-            if approve {
+            tracing::warn!(run = id, %person, verdict = verdict.name(), "escalation decided");
+            if verdict == Verdict::Approved {
                 executor.spawn(id);
             }
             Ok(state)

@@ -324,10 +324,7 @@ impl Executor {
             }
         };
         if let Some(held) = self.held(rule).await? {
-            let said = match held {
-                Conclusion::Paused => "paused",
-                _ => "dry run",
-            };
+            let said = held.words();
             let mut ending = conclude(held, format!("{said}; not applied: {}", plan.summary()));
             ending.plan_summary = Some(plan.summary());
             ending.plan = Some(plan);

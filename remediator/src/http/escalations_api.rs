@@ -15,7 +15,7 @@ use super::journal_api::journal_read_error;
 use super::state::AppState;
 use super::webhook::read_body;
 use crate::engine::escalations::{self, DecideError};
-use crate::lifecycle::RunState;
+use crate::lifecycle::Verdict;
 
 /// `GET /api/v1/escalations`: waiting ones first, then recent decisions.
 pub async fn escalations(
@@ -76,23 +76,29 @@ async fn decide(
             .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?
     };
     let decided = decide_escalation(&state, id, &person, &request.reason, approve).await?;
-    Ok(Json(json!({ "id": id, "state": decided, "by": person })))
+    Ok(Json(
+        json!({ "id": id, "state": decided.name(), "by": person }),
+    ))
 }
 
 /// Records `person`'s decision on escalation `id` (the API and the approval page both
-/// decide through here); returns what became of it: `approved` or `rejected`.
+/// decide through here); returns the verdict recorded.
 pub async fn decide_escalation(
     state: &AppState,
     id: i64,
     person: &str,
     reason: &str,
     approve: bool,
-) -> Result<&'static str, ApiError> {
+) -> Result<Verdict, ApiError> {
+    let verdict = if approve {
+        Verdict::Approved
+    } else {
+        Verdict::Rejected
+    };
     let decided =
-        escalations::decide(&state.journal, &state.executor, id, person, reason, approve).await;
+        escalations::decide(&state.journal, &state.executor, id, person, reason, verdict).await;
     match decided {
-        Ok(RunState::Rejected) => Ok("rejected"),
-        Ok(_) => Ok("approved"),
+        Ok(_) => Ok(verdict),
         Err(DecideError::NotFound(_)) => Err(ApiError::not_found(format!("no escalation {id}"))),
         Err(error @ DecideError::NotWaiting(..)) => Err(ApiError::conflict(error.to_string())),
         Err(DecideError::Journal(error)) => Err(journal_read_error(error)),

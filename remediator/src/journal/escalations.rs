@@ -2,7 +2,7 @@
 //! recorded with who made them, and the count of those waiting.
 
 use super::{Journal, JournalError};
-use crate::lifecycle::{next, Event, Policy, RunState};
+use crate::lifecycle::{next, Policy, RunState, Verdict};
 
 /// How recording a decision went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,21 +20,14 @@ impl Journal {
     pub async fn decide(
         &self,
         id: i64,
-        approve: bool,
+        verdict: Verdict,
         by: &str,
         reason: &str,
     ) -> Result<Decided, JournalError> {
         let client = self.client().await?;
         let waiting = RunState::AwaitingApproval;
-        let to = next(
-            waiting,
-            if approve {
-                Event::Approve
-            } else {
-                Event::Reject
-            },
-        )?;
-        let outcome = (!approve).then(|| format!("rejected by {by}"));
+        let to = next(waiting, verdict.event())?;
+        let outcome = (verdict == Verdict::Rejected).then(|| format!("rejected by {by}"));
         let updated = client
             .execute(
                 "UPDATE koji_remediator.action_runs

@@ -42,7 +42,7 @@ pub struct JournalEntry {
 pub struct AlertEntry {
     /// `alerts.id`.
     pub id: i64,
-    /// Alert name.
+    /// The `alertname` label.
     pub alertname: String,
     /// `firing` or `resolved`.
     pub status: String,
@@ -54,7 +54,7 @@ pub struct AlertEntry {
     pub rule: Option<String>,
     /// The decision (see [`crate::lifecycle::Decision`]).
     pub decision: String,
-    /// Why.
+    /// Why the runbook decided so, in words.
     pub detail: String,
     /// When received (RFC 3339).
     pub received_at: String,

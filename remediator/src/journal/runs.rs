@@ -150,10 +150,14 @@ impl<'a> Transition<'a> {
 
 const LOCK_ACTION: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
+// Times here are `clock_timestamp()`, not `now()`: a start may wait for the action's lock
+// behind another replica's, and `now()` (its transaction's start) would then be earlier
+// than the start it waited for, which a cooldown of 0 s must not count.
+
 /// Runs of the action in flight under a live lease, across replicas.
 const IN_FLIGHT: &str = "
 SELECT count(*) FROM koji_remediator.action_runs
- WHERE action = $1 AND state IN ($2, $3) AND lease_until > now()";
+ WHERE action = $1 AND state IN ($2, $3) AND lease_until > clock_timestamp()";
 
 /// The latest run of the action on the target that acted (or may have, or is acting)
 /// within the cooldown. A run that changed nothing holds nothing back.
@@ -161,7 +165,7 @@ const RECENT_ACTION: &str = "
 SELECT id, started_at::text FROM koji_remediator.action_runs
  WHERE action = $1 AND target = $2 AND kind = $3 AND id <> $4
    AND (effect IN ($5, $6) OR state IN ($7, $8))
-   AND started_at > now() - make_interval(secs => $9)
+   AND started_at > clock_timestamp() - make_interval(secs => $9)
  ORDER BY started_at DESC LIMIT 1";
 
 /// An apply run of the same occurrence not yet ended: a restore waits for it.
@@ -176,8 +180,8 @@ SELECT EXISTS (SELECT 1 FROM koji_remediator.alerts
 
 const START: &str = "
 UPDATE koji_remediator.action_runs
-   SET state = $2, owner = $3, lease_until = now() + make_interval(secs => $4),
-       started_at = now(), attempts = attempts + 1
+   SET state = $2, owner = $3, lease_until = clock_timestamp() + make_interval(secs => $4),
+       started_at = clock_timestamp(), attempts = attempts + 1
  WHERE id = $1";
 
 const TRANSITION: &str = "
@@ -187,8 +191,8 @@ UPDATE koji_remediator.action_runs
        outcome = coalesce($4, outcome),
        plan = coalesce($5, plan),
        plan_summary = coalesce($6, plan_summary),
-       applying_at = CASE WHEN $7 THEN now() ELSE applying_at END,
-       finished_at = CASE WHEN $8 THEN now() END,
+       applying_at = CASE WHEN $7 THEN clock_timestamp() ELSE applying_at END,
+       finished_at = CASE WHEN $8 THEN clock_timestamp() END,
        owner = CASE WHEN $9 THEN owner END,
        lease_until = CASE WHEN $9 THEN lease_until END
  WHERE id = $1 AND state = $10 AND ($11::text IS NULL OR owner = $11)";
@@ -262,7 +266,7 @@ impl Journal {
             transaction
                 .execute(
                     "UPDATE koji_remediator.action_runs
-                        SET state = $2, outcome = $3, finished_at = now() WHERE id = $1",
+                        SET state = $2, outcome = $3, finished_at = clock_timestamp() WHERE id = $1",
                     &[&id, &skipped.name(), &outcome],
                 )
                 .await?;
@@ -402,7 +406,7 @@ impl Journal {
         Ok(client
             .execute(
                 "UPDATE koji_remediator.action_runs
-                    SET lease_until = now() + make_interval(secs => $3)
+                    SET lease_until = clock_timestamp() + make_interval(secs => $3)
                   WHERE id = ANY($1) AND owner = $2 AND state IN ($4, $5)",
                 &[
                     &ids,
@@ -427,8 +431,8 @@ impl Journal {
         let taken = client
             .execute(
                 "UPDATE koji_remediator.action_runs
-                    SET owner = $2, lease_until = now() + make_interval(secs => $3)
-                  WHERE id = $1 AND state IN ($4, $5) AND lease_until < now()",
+                    SET owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
+                  WHERE id = $1 AND state IN ($4, $5) AND lease_until < clock_timestamp()",
                 &[
                     &id,
                     &&*lease.owner,
@@ -451,7 +455,7 @@ impl Journal {
         let rows = client
             .query(
                 "SELECT id FROM koji_remediator.action_runs
-                  WHERE state IN ($1, $2) AND lease_until < now() ORDER BY id LIMIT $3",
+                  WHERE state IN ($1, $2) AND lease_until < clock_timestamp() ORDER BY id LIMIT $3",
                 &[
                     &RunState::Running.name(),
                     &RunState::Applying.name(),
@@ -474,7 +478,7 @@ impl Journal {
                   WHERE p.n <= $2
                     AND (SELECT count(*) FROM koji_remediator.action_runs r
                           WHERE r.action = p.action AND r.state IN ($3, $4)
-                            AND r.lease_until > now()) < $5
+                            AND r.lease_until > clock_timestamp()) < $5
                   ORDER BY p.id",
                 &[
                     &RunState::Pending.name(),

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::escalations_api::decide_escalation;
 use super::state::AppState;
+use crate::lifecycle::{RunState, Verdict};
 use sessions::{cookie_value, Session};
 
 /// Longest reason accepted with a decision.
@@ -244,12 +245,13 @@ async fn list(
     let (pending, recent): (Vec<Value>, Vec<Value>) = escalations
         .into_iter()
         .map(for_display)
-        .partition(|e| e["state"] == "awaiting_approval");
-    let flash = match (query.decided, query.state.as_deref()) {
-        (Some(id), Some("approved")) => Some(format!(
+        .partition(|e| e["state"] == RunState::AwaitingApproval.name());
+    let verdict = query.state.as_deref().and_then(|s| s.parse().ok());
+    let flash = match (query.decided, verdict) {
+        (Some(id), Some(Verdict::Approved)) => Some(format!(
             "Escalation {id} approved: its plan is being applied."
         )),
-        (Some(id), Some("rejected")) => Some(format!("Escalation {id} rejected.")),
+        (Some(id), Some(Verdict::Rejected)) => Some(format!("Escalation {id} rejected.")),
         _ => None,
     };
     render(
@@ -327,9 +329,11 @@ async fn decide(
         );
     }
     match decide_escalation(&state, id, &session.person, form.reason.trim(), approve).await {
-        Ok(decided) => {
-            Redirect::to(&format!("/escalations?decided={id}&state={decided}")).into_response()
-        }
+        Ok(decided) => Redirect::to(&format!(
+            "/escalations?decided={id}&state={}",
+            decided.name()
+        ))
+        .into_response(),
         Err(error) => message(error.status(), error.detail(), Some(&session)),
     }
 }
