@@ -136,21 +136,7 @@ async fn main() -> anyhow::Result<()> {
     if cli.check_config {
         // Token and TLS files too: a deployment check should fail here, not at start.
         koji_remediator::Credentials::load(&config)?;
-        println!(
-            "configuration ok: {} rule(s): {}",
-            config.rules.len(),
-            config
-                .rules
-                .iter()
-                .map(|rule| format!(
-                    "{} -> {} ({})",
-                    rule.alertname,
-                    rule.action.name(),
-                    rule.policy.name()
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        println!("{}", check_report(&config));
         return Ok(());
     }
     let app = koji_remediator::start(config).await?;
@@ -179,6 +165,59 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("koji-remediator stopped");
     Ok(())
+}
+
+/// What `--check-config` checked, in words: the rules, and on an agent, its policy.
+fn check_report(config: &Config) -> String {
+    let mut lines = vec![format!(
+        "configuration ok: {} rule(s){}{}",
+        config.rules.len(),
+        if config.rules.is_empty() { "" } else { ": " },
+        config
+            .rules
+            .iter()
+            .map(|rule| format!(
+                "{} -> {} ({})",
+                rule.alertname,
+                rule.action.name(),
+                rule.policy.name()
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    if let Some(agent) = &config.agent {
+        lines.push(format!(
+            "agent for Koji host {}, durable state in {}",
+            agent.host_name,
+            agent.state_dir.display()
+        ));
+        if let Some(clean) = &agent.clean_build_dirs {
+            let roots: Vec<String> = clean
+                .roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect();
+            lines.push(format!(
+                "  clean_build_dirs: may delete old top-level entries of {}; retention {} (at least {}), free-space target {}% (at most {}%); stops {} with `{}`, starts with `{}`",
+                roots.join(", "),
+                humantime::format_duration(clean.retention),
+                humantime::format_duration(clean.min_retention),
+                clean.target_free_percent,
+                clean.max_target_free_percent,
+                if clean.services.is_empty() { "nothing".to_string() } else { clean.services.join(", ") },
+                clean.stop_command.join(" "),
+                clean.start_command.join(" ")
+            ));
+        }
+        if let Some(restart) = &agent.restart_local_services {
+            lines.push(format!(
+                "  restart_local_services: may restart {} with `{}`",
+                restart.services.join(", "),
+                restart.restart_command.join(" ")
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 /// Completes on SIGTERM or Ctrl-C.

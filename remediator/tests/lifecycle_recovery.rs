@@ -104,9 +104,34 @@ async fn run_state(remediator: &Remediator, id: i64) -> serde_json::Value {
     }
 }
 
+/// A notice webhook that keeps every body.
+async fn chat_bridge() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
 #[tokio::test]
 async fn runs_cut_off_mid_apply_are_resolved_from_koji_history() {
-    let remediator = Remediator::start(KojiVersion::V1_33, RULES).await;
+    let (hook, received) = chat_bridge().await;
+    let rules = format!("[notify]\nwebhook_url = \"{hook}\"\nretry_delay = \"100ms\"\n{RULES}");
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
     let hub = &remediator.hub.client;
     let [applied, untouched, moved] = [
         "buildvm-applied.example.org",
@@ -166,6 +191,21 @@ async fn runs_cut_off_mid_apply_are_resolved_from_koji_history() {
         (1, 3.0)
     );
     assert_eq!(capacity(hub, moved).await, 2.5, "left alone");
+    // The one that cannot be told is on-call's, with a notice; the others notify nobody.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no notice for the interrupted run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies = received.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    assert_eq!(bodies[0]["run"], third);
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert!(text.contains("INTERRUPTED"), "{text}");
 
     // The first alert resolves: the change found applied is restored.
     let labels = [("alertname", "KojiBuilderOverloaded"), ("host", applied)];

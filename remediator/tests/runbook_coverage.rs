@@ -126,6 +126,16 @@ fn the_agent_example_is_an_agent_only_config() {
     assert!(config.rules.is_empty() && config.journal.is_none() && config.hub.is_none());
     let output = check_installed_example("koji-remediator-agent.toml");
     assert!(output.status.success(), "{output:?}");
+    // The check says what the agent may touch and run.
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("agent for Koji host buildvm-x86-01.example.org")
+            && said.contains(
+                "clean_build_dirs: may delete old top-level entries of /var/lib/mock, /mnt/build"
+            )
+            && said.contains("stops kojid with `systemctl stop`"),
+        "{said}"
+    );
     // Without the files it names, the check fails and names the setting.
     let output = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .args(["--check-config", "--config.file"])

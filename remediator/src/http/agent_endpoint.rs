@@ -5,12 +5,12 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 
 use super::api_error::ApiError;
-use super::auth::authorized;
+use super::auth::Central;
 use super::webhook::read_body;
 use crate::agent::protocol::AgentRequest;
 use crate::agent::{execute, AgentState};
@@ -20,11 +20,10 @@ const MAX_REQUEST: usize = 1 << 20;
 
 /// Runs a forwarded request.
 pub async fn run(
+    _caller: Central,
     State(state): State<AgentState>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.token.current())?;
     let bytes = read_body(body, MAX_REQUEST).await?;
     let request: AgentRequest = serde_json::from_slice(&bytes).map_err(|error| {
         tracing::warn!(%error, "refused a forwarded request");

@@ -3,14 +3,13 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::api_error::ApiError;
-use super::auth::{authorized, oncall_person};
+use super::auth::{OncallPerson, OncallReader};
 use super::journal_api::journal_read_error;
 use super::state::AppState;
 use super::webhook::read_body;
@@ -19,12 +18,9 @@ use crate::lifecycle::Verdict;
 
 /// `GET /api/v1/escalations`: waiting ones first, then recent decisions.
 pub async fn escalations(
+    _caller: OncallReader,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if authorized(&headers, &state.api_token.current()).is_err() {
-        oncall_person(&headers, &state)?;
-    }
     let list = state
         .journal
         .escalations(200)
@@ -42,32 +38,31 @@ struct DecisionRequest {
 
 /// `POST /api/v1/escalations/{id}/approve`: an on-call person applies the stored plan.
 pub async fn approve(
+    person: OncallPerson,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<i64>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    decide(state, headers, id, body, true).await
+    decide(state, person, id, body, true).await
 }
 
 /// `POST /api/v1/escalations/{id}/reject`.
 pub async fn reject(
+    person: OncallPerson,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<i64>,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    decide(state, headers, id, body, false).await
+    decide(state, person, id, body, false).await
 }
 
 async fn decide(
     state: AppState,
-    headers: HeaderMap,
+    OncallPerson(person): OncallPerson,
     id: i64,
     body: Body,
     approve: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let person = oncall_person(&headers, &state)?;
     let bytes = read_body(body, 4096).await?;
     let request: DecisionRequest = if bytes.is_empty() {
         DecisionRequest::default()

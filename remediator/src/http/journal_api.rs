@@ -2,13 +2,12 @@
 //! shared token.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 
 use super::api_error::ApiError;
-use super::auth::authorized;
+use super::auth::OncallApi;
 use super::state::AppState;
 
 #[derive(Deserialize)]
@@ -19,22 +18,20 @@ pub struct JournalQuery {
 
 /// `GET /api/v1/journal`: the most recent runs, newest first.
 pub async fn journal(
+    _caller: OncallApi,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token.current())?;
     let entries = state.journal.recent(query.limit()).await;
     Ok(Json(entries.map_err(journal_read_error)?))
 }
 
 /// `GET /api/v1/journal/alerts`: the most recent alerts and their decisions.
 pub async fn journal_alerts(
+    _caller: OncallApi,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<JournalQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token.current())?;
     let entries = state.journal.recent_alerts(query.limit()).await;
     Ok(Json(entries.map_err(journal_read_error)?))
 }

@@ -3,14 +3,13 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::api_error::ApiError;
-use super::auth::authorized;
+use super::auth::OncallApi;
 use super::state::AppState;
 use super::webhook::read_body;
 
@@ -24,21 +23,19 @@ struct PauseRequest {
 
 /// `GET /api/v1/pause`.
 pub async fn get_pause(
+    _caller: OncallApi,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token.current())?;
     let paused = effective_pause(&state).await?;
     Ok(Json(json!({ "paused": paused })))
 }
 
 /// `POST /api/v1/pause` with `{"paused": bool, "by": name}`.
 pub async fn set_pause(
+    _caller: OncallApi,
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.api_token.current())?;
     let bytes = read_body(body, 4096).await?;
     let request: PauseRequest = serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?;

@@ -12,7 +12,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::api_error::ApiError;
-use super::auth::authorized;
+use super::auth::Alertmanager;
 use super::state::AppState;
 use crate::alertmanager;
 use crate::lifecycle::RunState;
@@ -28,11 +28,11 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
 
 /// `POST /webhook/alertmanager`.
 pub async fn webhook(
+    _caller: Alertmanager,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorized(&headers, &state.webhook_token.current())?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
