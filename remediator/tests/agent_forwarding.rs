@@ -155,6 +155,113 @@ async fn a_disk_full_alert_is_cleaned_by_the_builders_agent() {
         .contains("not a plain host name"));
 }
 
+/// A forwarded cleanup under approval: the builder's agent makes the plan on-call sees
+/// (nothing deleted yet), the approval has it applied there; a rule asking for more than
+/// the agent's policy allows is refused, and the central journal says so.
+#[tokio::test]
+async fn approval_of_a_forwarded_cleanup_and_the_agents_bounds_in_the_central_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mock").tap_mkdir();
+    std::fs::create_dir_all(root.join("f39-build-3-1")).unwrap();
+    run(&[
+        "touch",
+        "-h",
+        "-d",
+        "10 days ago",
+        root.join("f39-build-3-1").to_str().unwrap(),
+    ]);
+    let agent = start_agent(
+        &dir.path().join("agent-dir").tap_mkdir(),
+        None,
+        &builder_policy(dir.path(), &root),
+    )
+    .await;
+    std::fs::write(dir.path().join("alice.token"), support::ALICE).unwrap();
+    let rules = central_rules(dir.path(), &agent)
+        .replace("policy = \"auto\"", "policy = \"approve\"")
+        .replace("target_free_percent = 90", "target_free_percent = 95")
+        + &format!(
+            r#"
+[[oncall]]
+name = "alice"
+token_file = "{}"
+
+[[rule]]
+name = "builder-disk-full-greedy"
+alertname = "KojiBuilderDiskFullGreedy"
+action = "clean_build_dirs"
+policy = "auto"
+cooldown = "0s"
+params = {{ retention = "1h" }}
+"#,
+            dir.path().join("alice.token").display()
+        );
+    let central = Remediator::start(KojiVersion::V1_33, &rules).await;
+    central.post(&disk_full(HOST, "2026-11-30T06:00:00Z")).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let escalations = central.escalations().await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no plan from the agent: {escalations:#?}"
+        );
+        if let Some(waiting) = escalations
+            .iter()
+            .find(|e| e["state"] == "awaiting_approval" && e["plan"].is_string())
+        {
+            break waiting["id"].as_i64().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let escalations = central.escalations().await;
+    let plan = escalations[0]["plan"].as_str().unwrap();
+    assert!(
+        plan.starts_with(&format!("agent {agent}: ")) && plan.contains("f39-build-3-1"),
+        "{plan}"
+    );
+    assert!(
+        root.join("f39-build-3-1").exists(),
+        "nothing deleted before approval"
+    );
+    let response = central
+        .client
+        .post(format!("{}/api/v1/escalations/{id}/approve", central.base))
+        .bearer_auth(support::ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let runs = central.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    assert!(
+        !root.join("f39-build-3-1").exists(),
+        "deleted once approved"
+    );
+
+    // A rule asking for a retention shorter than the builder allows.
+    let labels = [
+        ("alertname", "KojiBuilderDiskFullGreedy"),
+        ("host", HOST),
+        ("mountpoint", "/"),
+    ];
+    central
+        .post(&payload(
+            false,
+            &labels,
+            "f1f1f1f1f1f1f1f1",
+            "2026-11-30T06:05:00Z",
+        ))
+        .await;
+    let runs = central.finished_runs(2).await;
+    assert_eq!(runs[0]["state"], "refused", "{runs:#?}");
+    assert_eq!(runs[0]["effect"], "none", "{runs:#?}");
+    let outcome = runs[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("shorter than this machine's min_retention"),
+        "{outcome}"
+    );
+}
+
 /// The trust boundary: whoever holds the forwarding token can only ask. A request naming
 /// a command or a path is refused whole (400 naming the field) and nothing runs: the
 /// recording stop script stays unrun and an old entry in `/etc`-like directories outside

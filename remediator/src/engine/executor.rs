@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::forwarding::ForwardError;
 use super::silences::{Silence, Silencer};
 use crate::actions::{steps, ActionContext, Plan, Planned};
-use crate::agent::protocol::AgentOutcome;
+use crate::agent::protocol::{AgentOutcome, AgentRequest};
 use crate::config::{Config, Rule};
 use crate::journal::runs::{Lease, RunRow, Start, Transition};
 use crate::journal::{Journal, JournalError};
@@ -211,7 +211,7 @@ impl Executor {
                 Ok(())
             }
             (RunState::Pending, Some(rule)) => self.run_pending(id, rule).await,
-            (RunState::AwaitingApproval, Some(rule)) if run.plan.is_none() => {
+            (RunState::AwaitingApproval, Some(rule)) if run.plan_summary.is_none() => {
                 self.prepare_escalation(&run, rule).await
             }
             _ => Ok(()),
@@ -377,20 +377,10 @@ impl Executor {
         rule: &Rule,
     ) -> Result<(RunState, Ending), JournalError> {
         let from = RunState::Running;
-        let base = match forwarder.agent_url(&run.labels) {
-            Ok(base) => base,
+        let (base, mut request) = match self.agent_request(forwarder, run, rule).await {
+            Ok(found) => found,
             Err(reason) => return Ok((from, conclude(Conclusion::Refused, reason))),
         };
-        let mut request = match rule.action.host_request(run.id, &rule.params, &run.labels) {
-            Ok(Some(request)) => request,
-            Ok(None) | Err(_) => {
-                let reason = format!("{} is not an action agents run", rule.action.name());
-                return Ok((from, conclude(Conclusion::Refused, reason)));
-            }
-        };
-        rule.action
-            .central_knowledge(&self.inner.context, &rule.params, &mut request)
-            .await;
         let held = self.held(rule).await?;
         request.plan_only = held.is_some();
         let from = if request.plan_only {
@@ -440,31 +430,90 @@ impl Executor {
         Ok((from, ending))
     }
 
+    /// The agent a host-local run goes to, and the request: the rule's knobs, and what only
+    /// the central side knows.
+    async fn agent_request(
+        &self,
+        forwarder: &super::forwarding::Forwarder,
+        run: &RunRow,
+        rule: &Rule,
+    ) -> Result<(String, AgentRequest), String> {
+        let base = forwarder.agent_url(&run.labels)?;
+        let mut request = match rule.action.host_request(run.id, &rule.params, &run.labels) {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => {
+                return Err(format!(
+                    "{} is not an action agents run",
+                    rule.action.name()
+                ))
+            }
+        };
+        rule.action
+            .central_knowledge(&self.inner.context, &rule.params, &mut request)
+            .await;
+        Ok((base, request))
+    }
+
+    /// The plan on-call is asked to approve: made here, or for a host-local action by the
+    /// machine's agent (plan only), which keeps the plan and sends its summary.
+    async fn escalation_plan(&self, run: &RunRow, rule: &Rule) -> Result<EscalationPlan, String> {
+        let context = &self.inner.context;
+        let Some(forwarder) = context
+            .forwarder
+            .as_ref()
+            .filter(|f| f.forwards(rule.action))
+        else {
+            return match rule.action.plan(context, &rule.params, &run.labels).await {
+                Ok(Planned::Change(plan)) => Ok(EscalationPlan::Change(plan)),
+                Ok(Planned::NothingToDo(reason)) => Ok(EscalationPlan::NothingToDo(reason)),
+                Ok(Planned::Refused(reason)) => Ok(EscalationPlan::Refused(reason)),
+                Err(error) => Err(error_chain(&error)),
+            };
+        };
+        let (base, mut request) = match self.agent_request(forwarder, run, rule).await {
+            Ok(found) => found,
+            Err(reason) => return Ok(EscalationPlan::Refused(reason)),
+        };
+        request.plan_only = true;
+        match forwarder.send(&base, &request).await {
+            Ok(response) => match (response.state, response.plan) {
+                (AgentOutcome::Planned, Some(summary)) => {
+                    Ok(EscalationPlan::Summary(format!("agent {base}: {summary}")))
+                }
+                (AgentOutcome::NothingToDo, _) => Ok(EscalationPlan::NothingToDo(response.outcome)),
+                (AgentOutcome::Refused, _) => Ok(EscalationPlan::Refused(response.outcome)),
+                _ => Err(format!("agent {base}: {}", response.outcome)),
+            },
+            Err(ForwardError::Refused(reason)) => Ok(EscalationPlan::Refused(format!(
+                "agent {base} refused the request: {reason}"
+            ))),
+            Err(ForwardError::Unreachable(reason)) => Err(reason),
+        }
+    }
+
     /// Makes the plan of a run that waits for on-call, so they approve what will be done,
     /// and queues its notice. If there is nothing to do, or the action refuses, no one
     /// needs to be asked.
     async fn prepare_escalation(&self, run: &RunRow, rule: &Rule) -> Result<(), JournalError> {
         let journal = &self.inner.journal;
-        let planned = rule
-            .action
-            .plan(&self.inner.context, &rule.params, &run.labels)
-            .await;
         let from = RunState::AwaitingApproval;
-        let (event, outcome) = match planned {
-            Ok(Planned::Change(plan)) => {
-                if journal
-                    .store_escalation_plan(run.id, &plan, self.inner.notices)
-                    .await?
-                {
-                    self.inner.notice_queued.notify_one();
-                }
+        let (event, outcome) = match self.escalation_plan(run, rule).await {
+            Ok(EscalationPlan::Change(plan)) => {
+                let summary = plan.summary();
+                self.store_escalation(run.id, Some(&plan), &summary).await?;
                 return Ok(());
             }
-            Ok(Planned::NothingToDo(reason)) => (Event::Conclude(Conclusion::NothingToDo), reason),
-            Ok(Planned::Refused(reason)) => (Event::Conclude(Conclusion::Refused), reason),
+            Ok(EscalationPlan::Summary(summary)) => {
+                self.store_escalation(run.id, None, &summary).await?;
+                return Ok(());
+            }
+            Ok(EscalationPlan::NothingToDo(reason)) => {
+                (Event::Conclude(Conclusion::NothingToDo), reason)
+            }
+            Ok(EscalationPlan::Refused(reason)) => (Event::Conclude(Conclusion::Refused), reason),
             Err(error) => (
                 Event::Fail,
-                format!("planning failed; nothing changed: {}", error_chain(&error)),
+                format!("planning failed; nothing changed: {error}"),
             ),
         };
         let mut transition = Transition::new(from, event);
@@ -475,6 +524,24 @@ impl Executor {
         }
         journal.transition(run.id, None, transition).await?;
         self.inner.notice_queued.notify_one();
+        Ok(())
+    }
+
+    /// Stores an escalation's plan and queues its notice.
+    async fn store_escalation(
+        &self,
+        id: i64,
+        plan: Option<&Plan>,
+        summary: &str,
+    ) -> Result<(), JournalError> {
+        let stored = self
+            .inner
+            .journal
+            .store_escalation_plan(id, plan, summary, self.inner.notices)
+            .await?;
+        if stored {
+            self.inner.notice_queued.notify_one();
+        }
         Ok(())
     }
 
@@ -557,6 +624,18 @@ impl Executor {
             })
             .observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// What planning an escalation came to.
+enum EscalationPlan {
+    /// A plan made here, stored whole.
+    Change(Plan),
+    /// A plan an agent made and keeps: its summary.
+    Summary(String),
+    /// Nothing to ask anyone.
+    NothingToDo(String),
+    /// The action or the machine's policy refused.
+    Refused(String),
 }
 
 fn conclude(conclusion: Conclusion, outcome: String) -> Ending {

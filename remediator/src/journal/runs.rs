@@ -499,19 +499,21 @@ impl Journal {
         let rows = client
             .query(
                 "SELECT id FROM koji_remediator.action_runs
-                  WHERE state = $1 AND plan IS NULL ORDER BY id LIMIT 100",
+                  WHERE state = $1 AND plan_summary IS NULL ORDER BY id LIMIT 100",
                 &[&RunState::AwaitingApproval.name()],
             )
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
-    /// Stores the plan on-call is asked to approve, and queues its notice (with
-    /// `notice`), if the run still waits without one.
+    /// Stores the plan on-call is asked to approve (whole, or only its summary when an
+    /// agent keeps it), and queues its notice (with `notice`), if the run still waits
+    /// without one.
     pub async fn store_escalation_plan(
         &self,
         id: i64,
-        plan: &Plan,
+        plan: Option<&Plan>,
+        summary: &str,
         notice: bool,
     ) -> Result<bool, JournalError> {
         let mut client = self.client().await?;
@@ -519,11 +521,11 @@ impl Journal {
         let stored = db
             .execute(
                 "UPDATE koji_remediator.action_runs SET plan = $2, plan_summary = $3
-                  WHERE id = $1 AND state = $4 AND plan IS NULL",
+                  WHERE id = $1 AND state = $4 AND plan_summary IS NULL",
                 &[
                     &id,
-                    &Json(plan),
-                    &plan.summary(),
+                    &plan.map(Json),
+                    &summary,
                     &RunState::AwaitingApproval.name(),
                 ],
             )
