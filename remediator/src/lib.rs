@@ -163,6 +163,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .as_ref()
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
         agent: agent_config.clone(),
+        journal_id: String::new(),
     };
     let background = CancellationToken::new();
     let agent = match (&agent_config, &credentials.agent) {
@@ -171,6 +172,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             config: agent_config.clone(),
             context: context.clone(),
             recovery: Arc::new(agent::recover(agent_config).await),
+            in_flight: Arc::default(),
         }),
         _ => None,
     };
@@ -199,7 +201,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
 async fn start_central(
     config: &Config,
     journal_config: &config::DatabaseConfig,
-    context: ActionContext,
+    mut context: ActionContext,
     credentials: Credentials,
     metrics: Arc<Metrics>,
     background: CancellationToken,
@@ -220,6 +222,10 @@ async fn start_central(
         .migrate()
         .await
         .context("cannot migrate the journal schema")?;
+    context.journal_id = journal
+        .identity()
+        .await
+        .context("cannot read the journal's identity")?;
     let session_lifetime = config.server.session_lifetime;
     // Served over TLS: the session cookie is marked Secure.
     let secure_cookies = match &config.server.web_config_file {

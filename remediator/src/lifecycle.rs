@@ -318,7 +318,8 @@ impl Conclusion {
 }
 
 /// What the world says about an interrupted apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Found {
     /// The plan took effect.
     Applied,

@@ -293,3 +293,193 @@ async fn an_agent_killed_mid_cleanup_starts_kojid_again_and_says_so() {
         "{answer:#}"
     );
 }
+
+/// The central remediator is killed while the builder's agent applies a forwarded cleanup:
+/// the next central replica asks the agent how the run ended and journals that, without a
+/// second cleanup; a retried request for the same run is answered from the agent's record.
+#[tokio::test]
+async fn a_central_killed_mid_forward_learns_the_outcome_from_the_agent() {
+    let hub = TestDb::koji("crash_forward_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let journal = TestDb::empty("crash_forward_journal").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = d.join("mock");
+    std::fs::create_dir_all(root.join("f39-build-5-1")).unwrap();
+    run(&[
+        "touch",
+        "-h",
+        "-d",
+        "10 days ago",
+        root.join("f39-build-5-1").to_str().unwrap(),
+    ]);
+    let state = d.join("kojid-running");
+    std::fs::write(&state, "").unwrap();
+    let log = d.join("calls.log");
+    for (name, body) in [
+        ("is-active", format!("test -e {}", state.display())),
+        (
+            "stop",
+            format!(
+                "rm -f {}; echo \"stop $1\" >> {}; sleep 2",
+                state.display(),
+                log.display()
+            ),
+        ),
+        (
+            "start",
+            format!(
+                "touch {}; echo \"start $1\" >> {}",
+                state.display(),
+                log.display()
+            ),
+        ),
+    ] {
+        std::fs::write(d.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+        run(&["chmod", "+x", d.join(name).to_str().unwrap()]);
+    }
+    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "[agent]\ntoken_file = \"{dd}/agent.token\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/state\"\n\n\
+             [agent.clean_build_dirs]\nroots = [\"{root}\"]\nmax_target_free_percent = 99\nservices = [\"kojid\"]\n\
+             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
+            dd = d.display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    let agent_port = free_port();
+    let _agent = start(d, "agent", "agent.toml", agent_port);
+    std::fs::write(d.join("forward.token"), FORWARD_TOKEN).unwrap();
+    let rules = format!(
+        r#"
+[[rule]]
+name = "builder-disk-full"
+alertname = "KojiBuilderDiskFull"
+action = "clean_build_dirs"
+policy = "auto"
+cooldown = "0s"
+params = {{ target_free_percent = 99 }}
+
+[forwarding]
+token_file = "{dd}/forward.token"
+actions = ["clean_build_dirs"]
+attempts = 1
+timeout = "30s"
+
+[forwarding.agents]
+"{HOST}" = "http://127.0.0.1:{agent_port}"
+"#,
+        dd = d.display()
+    );
+    std::fs::write(
+        d.join("remediator.toml"),
+        config_text(d, &hub.url, &journal.url, &rules),
+    )
+    .unwrap();
+    let port = free_port();
+    let first = start(d, "central-first", "remediator.toml", port);
+    let client = reqwest::Client::new();
+    let labels = [
+        ("alertname", "KojiBuilderDiskFull"),
+        ("host", HOST),
+        ("mountpoint", "/"),
+    ];
+    let body = payload(false, &labels, "f5f5f5f5f5f5f5f5", "2026-11-30T07:00:00Z");
+    wait_for("the first central to journal the alert", || {
+        let client = client.clone();
+        let body = body.clone();
+        async move {
+            let response = client
+                .post(format!("http://127.0.0.1:{port}/webhook/alertmanager"))
+                .bearer_auth(support::WEBHOOK_TOKEN)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == 200).then_some(())
+        }
+    })
+    .await;
+    wait_for("the agent applying the cleanup", || {
+        let log = log.clone();
+        async move {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|calls| calls.contains("stop kojid"))
+        }
+    })
+    .await;
+    drop(first); // kill -9 while the agent applies
+    let _second = start(d, "central-second", "remediator.toml", port);
+    let db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+    let (state_name, outcome, attempts): (String, String, i32) =
+        wait_for("the run resolved by the second central", || {
+            let db = &db;
+            async move {
+                let row = db
+                    .query_one(
+                        "SELECT state, outcome, attempts FROM koji_remediator.action_runs",
+                        &[],
+                    )
+                    .await
+                    .ok()?;
+                let state: String = row.get(0);
+                (state != "applying" && state != "running").then(|| (state, row.get(1), row.get(2)))
+            }
+        })
+        .await;
+    assert_eq!(state_name, "succeeded", "{outcome}");
+    assert!(outcome.contains("the agent's record"), "{outcome}");
+    assert_eq!(attempts, 1, "not started again");
+    assert!(!root.join("f39-build-5-1").exists());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "stop kojid\nstart kojid\n",
+        "one cleanup"
+    );
+    // The same request again (a retry whose answer was lost): answered from the record.
+    let id: i64 = db
+        .query_one("SELECT id FROM koji_remediator.action_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let journal_id: String = db
+        .query_one(
+            "SELECT value #>> '{}' FROM koji_remediator.settings WHERE key = 'journal_id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let again: Value = client
+        .post(format!("http://127.0.0.1:{agent_port}/api/v1/agent/run"))
+        .bearer_auth(FORWARD_TOKEN)
+        .json(&json!({
+            "journal": journal_id, "run": id, "action": "clean_build_dirs", "labels": {"host": HOST},
+            "plan_only": false, "knobs": {"target_free_percent": 99.0, "host_label": "host"}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["state"], "succeeded", "{again:#}");
+    assert!(
+        again["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("answered from this agent's record"),
+        "{again:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "stop kojid\nstart kojid\n",
+        "still one cleanup"
+    );
+}

@@ -20,7 +20,7 @@ async fn start_agent(dir: &Path, host: &str) -> String {
     let token = dir.join(format!("{host}.token"));
     std::fs::write(&token, TOKEN).unwrap();
     let text = format!(
-        "[agent]\ntoken_file = \"{}\"\nactions = [\"restart_local_services\"]\nhost_name = \"{host}\"\n\n[agent.restart_local_services]\nservices = [\"httpd\", \"kojira\", \"kojid\"]\nrestart_command = [\"{d}/restart\", \"{host}\"]\nis_active_command = [\"/bin/true\"]\n",
+        "[agent]\ntoken_file = \"{}\"\nactions = [\"restart_local_services\"]\nhost_name = \"{host}\"\nstate_dir = \"{d}/{host}-state\"\n\n[agent.restart_local_services]\nservices = [\"httpd\", \"kojira\", \"kojid\"]\nrestart_command = [\"{d}/restart\", \"{host}\"]\nis_active_command = [\"/bin/true\"]\n",
         token.display(),
         d = dir.display()
     );

@@ -38,6 +38,8 @@ pub struct ActionContext {
     pub agent: Option<Arc<AgentConfig>>,
     /// Reaches agents, for actions whose steps run on other machines.
     pub forwarder: Option<crate::engine::forwarding::Forwarder>,
+    /// The central journal's identity, sent with every forwarded request.
+    pub journal_id: String,
 }
 
 /// A plan: the exact change, for the journal and for on-call.
@@ -175,6 +177,7 @@ impl ActionKind {
             _ => return Ok(None),
         };
         Ok(Some(AgentRequest {
+            journal: String::new(),
             run,
             action: self,
             labels: labels.clone(),

@@ -155,6 +155,7 @@ impl OrderedRestartPlan {
             .collect();
         let base = forwarder.agent_url(&labels)?;
         let request = AgentRequest {
+            journal: context.journal_id.clone(),
             run,
             action: ActionKind::RestartLocalServices,
             labels,

@@ -10,12 +10,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::kind::ActionKind;
-use crate::lifecycle::Effect;
+use crate::lifecycle::{Effect, Found};
 
 /// `POST /api/v1/agent/run`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AgentRequest {
+    /// The central journal's identity: run ids are unique only within one journal.
+    #[serde(default)]
+    pub journal: String,
     /// The central journal's run id, for the agent's log and its record of stopped services.
     pub run: i64,
     /// The action.
@@ -83,4 +86,24 @@ pub struct AgentResponse {
     /// started again, or why not), for the central journal.
     #[serde(default)]
     pub recovery: Vec<String>,
+}
+
+/// What the agent knows of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum RunStatus {
+    /// It never began applying here: nothing of it happened.
+    NeverApplied,
+    /// It is being applied right now.
+    InProgress,
+    /// It ended with this answer.
+    Finished {
+        /// The answer the run got (or would have).
+        response: AgentResponse,
+    },
+    /// It began applying and the agent was cut off; the machine shows this.
+    CutOff {
+        /// `applied`, `not_applied` or `unknown`.
+        found: Found,
+    },
 }

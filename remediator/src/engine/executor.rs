@@ -136,6 +136,11 @@ impl Executor {
         &self.inner.lease
     }
 
+    /// The runbook rule named `name`, if the runbook still has it.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.inner.config.rules.iter().find(|r| r.name == name)
+    }
+
     /// What actions use.
     pub fn context(&self) -> &ActionContext {
         &self.inner.context
@@ -448,6 +453,7 @@ impl Executor {
                 ))
             }
         };
+        request.journal = self.inner.context.journal_id.clone();
         rule.action
             .central_knowledge(&self.inner.context, &rule.params, &mut request)
             .await;

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::actions::kind::ActionKind;
-use crate::agent::protocol::{AgentRequest, AgentResponse};
+use crate::agent::protocol::{AgentRequest, AgentResponse, RunStatus};
+use crate::agent::run_records::RunKey;
 use crate::config::sections::ForwardingConfig;
 use crate::http::token_file::TokenFile;
 
@@ -135,5 +136,29 @@ impl Forwarder {
             .json()
             .await
             .map_err(|error| (true, format!("unreadable agent answer: {error}")))
+    }
+}
+
+impl Forwarder {
+    /// Asks the agent at `base` how the forwarded request `key` names ended there (one try;
+    /// the reconciler asks again at its next round).
+    pub async fn status(&self, base: &str, key: &RunKey) -> Result<RunStatus, String> {
+        let url = format!("{}/api/v1/agent/status", base.trim_end_matches('/'));
+        let response = self
+            .client
+            .post(&url)
+            .bearer_auth(&*self.token.current())
+            .json(key)
+            .send()
+            .await
+            .map_err(|error| koji_config::error_chain::error_chain(&error))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("agent at {url} answered {status}"));
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| format!("unreadable agent answer: {error}"))
     }
 }

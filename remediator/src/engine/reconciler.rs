@@ -11,9 +11,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::Executor;
+use crate::agent::protocol::{AgentOutcome, RunStatus};
+use crate::agent::run_records::RunKey;
 use crate::journal::runs::{RunRow, Transition};
 use crate::journal::{Journal, JournalError};
-use crate::lifecycle::{Effect, Event, Found, NoticeReason, RunState};
+use crate::lifecycle::{Conclusion, Effect, Event, Found, NoticeReason, RunState};
 
 /// The reconciler of one replica.
 #[derive(Debug, Clone)]
@@ -119,8 +121,14 @@ impl Reconciler {
                         .find_applied(self.executor.context(), since)
                         .await
                         .unwrap_or(Found::Unknown),
-                    // A forwarded run's plan is the agent's: the central side cannot look.
-                    _ => Found::Unknown,
+                    // A forwarded run's plan is the agent's: the agent is asked.
+                    _ => match self.ask_agent(&run).await {
+                        AgentSays::Found(found) => found,
+                        AgentSays::Ended(event, effect, outcome) => {
+                            return self.end(&run, &owner, event, effect, outcome, None).await
+                        }
+                        AgentSays::StillApplying => return Ok(()),
+                    },
                 };
                 let summary = run.plan_summary.clone().unwrap_or_default();
                 match found {
@@ -152,6 +160,19 @@ impl Reconciler {
             }
             _ => return Ok(()),
         };
+        self.end(&run, &owner, event, effect, outcome, notice).await
+    }
+
+    /// Journals how a taken-over run was resolved.
+    async fn end(
+        &self,
+        run: &RunRow,
+        owner: &str,
+        event: Event,
+        effect: Effect,
+        outcome: String,
+        notice: Option<NoticeReason>,
+    ) -> Result<(), JournalError> {
         let to = crate::lifecycle::next(run.state, event)?;
         let mut transition = Transition::new(run.state, event);
         transition.effect = Some(effect);
@@ -159,7 +180,7 @@ impl Reconciler {
         transition.notice = notice.filter(|_| self.notices);
         if self
             .journal
-            .transition(run.id, Some(&owner), transition)
+            .transition(run.id, Some(owner), transition)
             .await?
         {
             tracing::warn!(run = run.id, state = to.name(), %outcome, "run resolved after its replica stopped");
@@ -171,4 +192,67 @@ impl Reconciler {
         }
         Ok(())
     }
+
+    /// Asks the machine's agent how a forwarded run it may have applied ended.
+    async fn ask_agent(&self, run: &RunRow) -> AgentSays {
+        let Some(forwarder) = self
+            .executor
+            .context()
+            .forwarder
+            .as_ref()
+            .filter(|f| f.forwards(run.action))
+        else {
+            return AgentSays::Found(Found::Unknown);
+        };
+        let Ok(base) = forwarder.agent_url(&run.labels) else {
+            return AgentSays::Found(Found::Unknown);
+        };
+        let rule = self.executor.rule(&run.rule);
+        let knobs = rule
+            .and_then(|rule| {
+                rule.action
+                    .host_request(run.id, &rule.params, &run.labels)
+                    .ok()
+            })
+            .flatten();
+        let Some(mut request) = knobs else {
+            return AgentSays::Found(Found::Unknown);
+        };
+        request.journal = self.executor.context().journal_id.clone();
+        let status = match forwarder.status(&base, &RunKey::of(&request)).await {
+            Ok(status) => status,
+            Err(error) => {
+                tracing::warn!(run = run.id, %error, "cannot ask the agent how a run ended");
+                return AgentSays::Found(Found::Unknown);
+            }
+        };
+        match status {
+            RunStatus::NeverApplied => AgentSays::Found(Found::NotApplied),
+            RunStatus::InProgress => AgentSays::StillApplying,
+            RunStatus::CutOff { found } => AgentSays::Found(found),
+            RunStatus::Finished { response } => {
+                let event = match response.state {
+                    AgentOutcome::Succeeded => Event::Reconcile(Found::Applied),
+                    AgentOutcome::NothingToDo => Event::Conclude(Conclusion::NothingToDo),
+                    AgentOutcome::Refused => Event::Conclude(Conclusion::Refused),
+                    AgentOutcome::Failed | AgentOutcome::Planned => Event::Fail,
+                };
+                let outcome = format!(
+                    "its replica stopped while agent {base} applied it; the agent's record: {}",
+                    response.outcome
+                );
+                AgentSays::Ended(event, response.effect, outcome)
+            }
+        }
+    }
+}
+
+/// What a forwarded run's agent says of it.
+enum AgentSays {
+    /// As the machine shows it.
+    Found(Found),
+    /// It ended there, so.
+    Ended(Event, Effect, String),
+    /// It is still being applied: ask again at the next round.
+    StillApplying,
 }

@@ -1,7 +1,8 @@
 //! `POST /api/v1/agent/run`: a central remediator's forwarded run. The forwarding token is
 //! required; a body that is not exactly the agent protocol (an unknown field such as a
 //! command or a path) is refused whole with 400 naming it, and nothing runs; an action this
-//! agent does not run is 403.
+//! agent does not run is 403; the same run asked again while it is being applied is 503.
+//! `POST /api/v1/agent/status` says how a run ended here.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use super::api_error::ApiError;
 use super::auth::Central;
 use super::webhook::read_body;
 use crate::agent::protocol::AgentRequest;
+use crate::agent::run_records::RunKey;
 use crate::agent::{execute, AgentState};
 
 /// Largest request accepted.
@@ -40,6 +42,29 @@ pub async fn run(
         action = request.action.name(),
         "forwarded run"
     );
-    let response = execute(&state, &request).await;
-    Ok((StatusCode::OK, Json(response)))
+    // Detached from this request: a central side that disconnects (or dies) mid-run must
+    // not cut the run off halfway, with kojid stopped; it learns the outcome from the
+    // run's record.
+    let run = tokio::spawn(async move { execute(&state, &request).await });
+    let outcome = run
+        .await
+        .map_err(|_| ApiError::unavailable("the run's task failed; ask for its status"))?;
+    match outcome {
+        Ok(response) => Ok((StatusCode::OK, Json(response))),
+        // The central side retries: by then the run has ended and its record answers.
+        Err(busy) => Err(ApiError::unavailable(busy.to_string())),
+    }
+}
+
+/// `POST /api/v1/agent/status`: how a forwarded run ended here, for a central replica that
+/// lost track of it mid-apply.
+pub async fn status(
+    _caller: Central,
+    State(state): State<AgentState>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let bytes = read_body(body, 4096).await?;
+    let key: RunKey = serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::bad_request("malformed_request", error.to_string()))?;
+    Ok(Json(crate::agent::status(&state, &key).await))
 }

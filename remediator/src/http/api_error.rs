@@ -94,6 +94,15 @@ impl ApiError {
         }
     }
 
+    /// 503 with a reason the client may see (nothing internal): try again later.
+    pub fn unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "unavailable",
+            detail: detail.into(),
+        }
+    }
+
     /// What went wrong, for the client.
     pub fn detail(&self) -> &str {
         &self.detail

@@ -62,6 +62,7 @@ pub fn app(app: App) -> Router {
         router = router.merge(
             Router::new()
                 .route("/api/v1/agent/run", post(agent_endpoint::run))
+                .route("/api/v1/agent/status", post(agent_endpoint::status))
                 .with_state(agent),
         );
     }

@@ -1,4 +1,4 @@
-//! Settings every replica shares: the global pause switch.
+//! Settings every replica shares: the global pause switch, and the journal's identity.
 
 use super::{Journal, JournalError};
 
@@ -27,5 +27,31 @@ impl Journal {
             )
             .await?;
         Ok(())
+    }
+
+    /// The journal's identity, made once (random) and kept: agents key their records of
+    /// forwarded runs by it, since run ids are unique only within one journal.
+    pub async fn identity(&self) -> Result<String, JournalError> {
+        let client = self.client().await?;
+        let made = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        client
+            .execute(
+                "INSERT INTO koji_remediator.settings (key, value, updated_by)
+                 VALUES ('journal_id', to_jsonb($1::text), 'koji-remediator')
+                 ON CONFLICT (key) DO NOTHING",
+                &[&made],
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT value #>> '{}' FROM koji_remediator.settings WHERE key = 'journal_id'",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 }
