@@ -48,6 +48,68 @@ pub struct Alert {
     /// Link to the expression in Prometheus.
     #[serde(default, rename = "generatorURL")]
     pub generator_url: String,
+    /// Where a NUL character was replaced (see [`parse`]), for the journal.
+    #[serde(skip)]
+    pub replaced: Vec<String>,
+}
+
+/// The character PostgreSQL cannot store in text or jsonb, and what takes its place.
+const NUL: char = '\0';
+const REPLACEMENT: char = '\u{FFFD}';
+
+/// Replaces NUL in `text`; true when there was one.
+fn replace_in(text: &mut String) -> bool {
+    let found = text.contains(NUL);
+    if found {
+        *text = text.replace(NUL, &REPLACEMENT.to_string());
+    }
+    found
+}
+
+/// Replaces NUL in the keys and values of `map`; returns the keys (as replaced) touched.
+fn replace_in_map(map: &mut BTreeMap<String, String>) -> Vec<String> {
+    if !map.iter().any(|(k, v)| k.contains(NUL) || v.contains(NUL)) {
+        return Vec::new();
+    }
+    let mut touched = Vec::new();
+    *map = std::mem::take(map)
+        .into_iter()
+        .map(|(mut key, mut value)| {
+            let changed = replace_in(&mut key) | replace_in(&mut value);
+            if changed {
+                touched.push(key.clone());
+            }
+            (key, value)
+        })
+        .collect();
+    touched
+}
+
+impl Payload {
+    /// Replaces every NUL character (see [`parse`]).
+    fn replace_nul(&mut self) {
+        replace_in(&mut self.receiver);
+        replace_in(&mut self.group_key);
+        replace_in(&mut self.status);
+        for alert in &mut self.alerts {
+            let mut replaced: Vec<String> = replace_in_map(&mut alert.labels)
+                .into_iter()
+                .map(|key| format!("label {key}"))
+                .collect();
+            replaced.extend(
+                replace_in_map(&mut alert.annotations)
+                    .into_iter()
+                    .map(|key| format!("annotation {key}")),
+            );
+            if replace_in(&mut alert.fingerprint) {
+                replaced.push("fingerprint".into());
+            }
+            if replace_in(&mut alert.generator_url) {
+                replaced.push("generatorURL".into());
+            }
+            alert.replaced = replaced;
+        }
+    }
 }
 
 /// An alert's state.
@@ -102,10 +164,16 @@ pub enum PayloadError {
 /// Most alerts one delivery may carry; Alertmanager's `max_alerts` is usually far lower.
 pub const MAX_ALERTS: usize = 1000;
 
-/// Parses and checks a body.
+/// Parses and checks a body. The whole body must be UTF-8 (RFC 8259), fields the
+/// remediator ignores included: a body that is not is refused whole, never half-read.
+/// NUL characters, which JSON allows and PostgreSQL cannot store, are replaced with U+FFFD
+/// and each replacement is listed in the alert's `replaced`.
 pub fn parse(body: &[u8]) -> Result<Payload, PayloadError> {
-    let payload: Payload =
-        serde_json::from_slice(body).map_err(|error| PayloadError::Malformed(error.to_string()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|error| PayloadError::Malformed(format!("the body is not UTF-8 JSON: {error}")))?;
+    let mut payload: Payload =
+        serde_json::from_str(text).map_err(|error| PayloadError::Malformed(error.to_string()))?;
+    payload.replace_nul();
     if payload.version != "4" {
         return Err(PayloadError::Version(payload.version));
     }

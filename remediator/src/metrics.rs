@@ -84,46 +84,46 @@ impl Default for Metrics {
         let paused = Gauge::default();
         registry.register(
             "koji_remediator_alerts_received",
-            "Alerts received from Alertmanager, by alert name and status.",
+            "Alerts received from Alertmanager, by alert name and status",
             alerts_received.clone(),
         );
         registry.register(
             "koji_remediator_actions",
-            "Finished action runs, by action and outcome.",
+            "Finished action runs, by action and outcome",
             actions.clone(),
         );
         registry.register_with_unit(
             "koji_remediator_action_duration",
-            "Time from the start of a run to its outcome.",
+            "Time from the start of a run to its outcome",
             Unit::Seconds,
             action_duration.clone(),
         );
         registry.register(
             "koji_remediator_escalations_pending",
-            "Runs waiting for on-call's approval.",
+            "Runs waiting for on-call's approval",
             escalations_pending.clone(),
         );
         registry.register(
             "koji_remediator_paused",
-            "Whether the global pause switch is on.",
+            "Whether the global pause switch is on",
             paused.clone(),
         );
         let silence_requests = Family::<SilenceLabels, Counter>::default();
         registry.register(
             "koji_remediator_silence_requests",
-            "Requests to Alertmanager to silence an alert while its fix runs, and to remove the silence.",
+            "Requests to Alertmanager to silence an alert while its fix runs, and to remove the silence",
             silence_requests.clone(),
         );
         let auth_failures = Family::<EndpointLabels, Counter>::default();
         registry.register(
             "koji_remediator_auth_failures",
-            "Requests refused for a missing or wrong token or log-in, by endpoint.",
+            "Requests refused for a missing or wrong token or log-in, by endpoint",
             auth_failures.clone(),
         );
         let auth_rate_limited = Counter::default();
         registry.register(
             "koji_remediator_auth_rate_limited",
-            "Requests refused with 429 because their address failed authentication too often.",
+            "Failed authentications answered 429 because their address and credential kind failed too often",
             auth_rate_limited.clone(),
         );
         Metrics {
@@ -136,6 +136,57 @@ impl Default for Metrics {
             action_duration,
             escalations_pending,
             paused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// prometheus-client ends each help text with a period itself.
+    #[test]
+    fn help_texts_end_in_one_period() {
+        let metrics = Metrics::default();
+        // Families print only once they have a series.
+        let s = String::from;
+        metrics
+            .alerts_received
+            .get_or_create(&AlertLabels {
+                alertname: s("A"),
+                status: s("firing"),
+            })
+            .inc();
+        metrics
+            .actions
+            .get_or_create(&OutcomeLabels {
+                action: s("a"),
+                outcome: s("succeeded"),
+            })
+            .inc();
+        metrics
+            .action_duration
+            .get_or_create(&ActionLabels { action: s("a") })
+            .observe(1.0);
+        metrics
+            .silence_requests
+            .get_or_create(&SilenceLabels {
+                operation: s("create"),
+                result: s("ok"),
+            })
+            .inc();
+        metrics
+            .auth_failures
+            .get_or_create(&EndpointLabels {
+                endpoint: s("webhook"),
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+        let helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP")).collect();
+        assert_eq!(helps.len(), 8, "{text}");
+        for help in helps {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
         }
     }
 }

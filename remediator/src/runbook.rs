@@ -58,6 +58,18 @@ pub fn matching_rule<'c>(config: &'c Config, alert: &Alert) -> Option<&'c Rule> 
 /// Decides what to do with one alert. Resolved alerts never trigger an action, except the
 /// restore a rule asks for.
 pub fn decide(config: &Config, alert: &Alert) -> AlertDecision {
+    let mut decided = decide_unnoted(config, alert);
+    if !alert.replaced.is_empty() {
+        decided.detail = format!(
+            "{} (NUL characters, which PostgreSQL cannot store, were replaced with U+FFFD in: {})",
+            decided.detail,
+            alert.replaced.join(", ")
+        );
+    }
+    decided
+}
+
+fn decide_unnoted(config: &Config, alert: &Alert) -> AlertDecision {
     let decision = |rule: Option<&Rule>, decision, detail: String, run| AlertDecision {
         alert: alert.clone(),
         rule: rule.map(|r| r.name.clone()),

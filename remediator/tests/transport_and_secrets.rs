@@ -127,25 +127,40 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
     bodies.push(old.text().await.unwrap());
     assert_eq!(post(NEW_WEBHOOK, &on_call).await.unwrap().status(), 200);
 
-    // Guessing from another address: refused after MAX_FAILURES, even with the right
-    // token, while 127.0.0.1 is still served.
+    // Guessing from another address: after MAX_FAILURES its further failures of that
+    // credential kind get 429; its other kinds, its valid requests, and everyone else are
+    // served; a success forgives.
     let mallory = client(&ca.cert_file, "127.0.0.2");
     for _ in 0..koji_remediator::http::auth_limit::MAX_FAILURES {
         let response = post(GUESS, &mallory).await.unwrap();
         assert_eq!(response.status(), 401);
         bodies.push(response.text().await.unwrap());
     }
+    let limited = post(GUESS, &mallory).await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    bodies.push(limited.text().await.unwrap());
     let bad_login = mallory
         .post(format!("{base}/login"))
         .form(&[("name", "alice"), ("token", GUESS)])
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_login.status(), 429);
-    let limited = post(NEW_WEBHOOK, &mallory).await.unwrap();
-    assert_eq!(limited.status(), 429);
-    assert!(limited.headers().contains_key("retry-after"));
-    bodies.push(limited.text().await.unwrap());
+    assert_eq!(bad_login.status(), 401, "another credential kind");
+    for path in ["/metrics", "/healthz"] {
+        let response = mallory.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} is never limited");
+    }
+    assert_eq!(
+        post(NEW_WEBHOOK, &mallory).await.unwrap().status(),
+        200,
+        "a valid token is never refused for the address's failures"
+    );
+    assert_eq!(
+        post(GUESS, &mallory).await.unwrap().status(),
+        401,
+        "the success forgave the failures"
+    );
     assert_eq!(post(NEW_WEBHOOK, &on_call).await.unwrap().status(), 200);
 
     // SIGHUP reloads the TLS files at once (unchanged files are otherwise left alone, so
@@ -191,8 +206,9 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
         .await
         .unwrap();
     for line in [
-        "koji_remediator_auth_failures_total{endpoint=\"webhook\"} 11",
-        "koji_remediator_auth_rate_limited_total 2",
+        "koji_remediator_auth_failures_total{endpoint=\"webhook\"} 13",
+        "koji_remediator_auth_failures_total{endpoint=\"approval_page\"} 1",
+        "koji_remediator_auth_rate_limited_total 1",
     ] {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }

@@ -10,13 +10,14 @@ use super::api_error::ApiError;
 use super::state::AppState;
 use crate::agent::AgentState;
 
-/// The bearer token a request presents, if any.
+/// The bearer token a request presents, if any (the scheme is case-insensitive, RFC 9110).
 pub fn presented(headers: &HeaderMap) -> &str {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("")
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start())
 }
 
 /// Checks `Authorization: Bearer TOKEN` in constant time.

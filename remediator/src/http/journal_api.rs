@@ -45,6 +45,7 @@ impl JournalQuery {
 
 /// Logs why the journal could not be read; the client learns only that it could not.
 pub fn journal_read_error(error: crate::journal::JournalError) -> ApiError {
+    let error = koji_config::error_chain::error_chain(&error);
     tracing::error!(%error, "cannot read the journal");
     ApiError::journal_unavailable()
 }

@@ -19,6 +19,14 @@ use crate::lifecycle::RunState;
 use crate::metrics::AlertLabels;
 use crate::runbook;
 
+/// Whether a `Content-Type` is JSON: `application/json`, any case, with parameters
+/// (`; charset=utf-8`) or none; never a longer subtype such as `application/jsonx`.
+/// Split by hand: one media type, compared as RFC 9110 says (case-insensitive).
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
 /// Reads the body up to `limit`.
 pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
@@ -36,7 +44,7 @@ pub async fn webhook(
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(is_json);
     if !json {
         return Err(ApiError::unsupported_media_type());
     }
@@ -57,6 +65,7 @@ pub async fn webhook(
         .record_delivery(&payload, &decisions, state.config.notify.is_some())
         .await
         .map_err(|error| {
+            let error = koji_config::error_chain::error_chain(&error);
             tracing::error!(%error, "cannot journal a delivery; answering 503 so it is retried");
             ApiError::journal_unavailable()
         })?;
@@ -92,4 +101,30 @@ pub async fn webhook(
         "alerts": payload.alerts.len(),
         "runs_claimed": claimed.len(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types_are_case_insensitive_and_exact() {
+        for yes in [
+            "application/json",
+            "APPLICATION/JSON",
+            "Application/Json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in [
+            "application/jsonx",
+            "application/json-patch",
+            "text/json",
+            "",
+            "json",
+        ] {
+            assert!(!is_json(no), "{no}");
+        }
+    }
 }
