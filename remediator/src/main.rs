@@ -139,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", check_report(&config));
         return Ok(());
     }
+    let config_limits = config.server.limits();
     let app = koji_remediator::start(config).await?;
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -155,7 +156,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let executor = app.central.as_ref().map(|central| central.executor.clone());
     let background = app.background.clone();
-    koji_remediator::http::run(listener, app, transport, shutdown_signal()).await?;
+    let limits = config_limits;
+    koji_remediator::http::run_with(listener, app, transport, shutdown_signal(), limits).await?;
     background.cancel();
     // Requests are drained; let runs in flight finish their apply and verify.
     if let Some(executor) = executor {

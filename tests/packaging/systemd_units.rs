@@ -108,4 +108,11 @@ fn privileges_are_exactly_what_each_role_needs() {
         ["-/var/lib/mock -/mnt/build"]
     );
     assert_eq!(setting(&agent, "ProtectSystem"), ["strict"]);
+    for (unit, _, _) in UNITS {
+        assert_eq!(
+            setting(&read(unit), "LimitNOFILE"),
+            ["16384"],
+            "{unit}: room for the connection cap"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod allowed_names;
 pub mod client_config;
+pub mod first_read;
 pub mod pem_files;
 pub mod serve;
 pub mod server_config;
@@ -13,7 +14,7 @@ pub mod web_config;
 
 use std::path::PathBuf;
 
-pub use serve::{serve, Transport};
+pub use serve::{serve, serve_with, Limits, Transport};
 pub use web_config::WebConfig;
 
 /// Why TLS could not be set up.

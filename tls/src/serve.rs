@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 
+use crate::first_read::FirstReadWithin;
 use crate::web_config::WebConfig;
 use crate::{server_config, TlsError};
 
@@ -170,44 +170,156 @@ impl ReloadableTls {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish (up to 30 s). Handlers can extract the peer's address (`ConnectInfo<SocketAddr>`).
-/// Accepted sockets get `TCP_NODELAY`: without it a TLS handshake's small writes meet the
-/// peer's delayed ACK and a new connection now and then waits 40 ms (measured in
-/// bench/tls_scrape.sh).
+/// What keeps slow, idle and too many clients from exhausting a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A client must send a request's whole header within this (slowloris), and an idle
+    /// keep-alive connection waiting for its next request is closed after it.
+    pub header_read_timeout: Duration,
+    /// A request's whole body must arrive within this (slow bodies).
+    pub body_timeout: Duration,
+    /// A TLS handshake must end within this.
+    pub handshake_timeout: Duration,
+    /// Connections served at once; beyond, new ones wait in the kernel's backlog while the
+    /// established ones are served.
+    pub max_connections: usize,
+    /// On shutdown, requests in flight get this long; then the listener returns anyway.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            drain: DRAIN,
+        }
+    }
+}
+
+/// Serves `app` on `listener` with [`Limits::default`] until `shutdown` completes; see
+/// [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    match transport {
-        Transport::Plain => {
-            let listener = listener.tap_io(|stream| {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Transport::Tls(tls) => {
-            tls.spawn_watcher();
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(DRAIN));
-            });
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls.rustls.clone())
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            axum_server::from_tcp(listener.into_std()?)?
-                .acceptor(acceptor)
-                .handle(handle)
-                .serve(service)
-                .await
-        }
+    serve_with(listener, app, transport, shutdown, Limits::default()).await
+}
+
+/// Serves `app` on `listener` (HTTP/1.1 and HTTP/2, plain or TLS) until `shutdown`
+/// completes, then stops accepting and lets requests in flight finish for at most
+/// `limits.drain`. Handlers can extract the peer's address (`ConnectInfo<SocketAddr>`).
+/// Accepted sockets get `TCP_NODELAY`: without it a TLS handshake's small writes meet the
+/// peer's delayed ACK and a new connection now and then waits 40 ms (measured in
+/// bench/tls_scrape.sh). Written on hyper-util rather than `axum::serve`, which sets no
+/// header timeout and no connection limit.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    transport: Transport,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_timeout,
+    ));
+    if let Transport::Tls(tls) = &transport {
+        tls.spawn_watcher();
     }
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(limits.header_read_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, most likely: established connections go on.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = match &transport {
+            Transport::Plain => None,
+            Transport::Tls(tls) => Some(tokio_rustls::TlsAcceptor::from(tls.rustls.get_inner())),
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = match tls {
+                None => {
+                    let stream = FirstReadWithin::new(stream, limits.header_read_timeout);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let stream = FirstReadWithin::new(stream, limits.header_read_timeout);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(error) = served {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after {} s; stopping anyway",
+            limits.drain.as_secs()
+        );
+    }
+    Ok(())
 }

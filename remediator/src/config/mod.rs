@@ -94,6 +94,24 @@ impl Config {
                 }
             }
         }
+        for (key, value) in [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.shutdown_drain", self.server.shutdown_drain),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(key.into(), "must be longer than zero".into()));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
         if self.server.session_lifetime.is_zero() {
             return Err(invalid(
                 "server.session_lifetime".into(),

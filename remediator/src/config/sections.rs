@@ -32,6 +32,32 @@ pub struct ServerConfig {
     /// How long an approval-page log-in lasts.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
+    /// A client must send a request's whole header within this, and an idle keep-alive
+    /// connection is closed after it (slowloris and idle connections).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request's whole body must arrive within this, or it is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections served at once; beyond, new ones wait in the backlog while established
+    /// ones are served (the units' `LimitNOFILE` leaves room for it).
+    pub max_connections: usize,
+    /// On SIGTERM, requests in flight get this long before the listener stops anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain: Duration,
+}
+
+impl ServerConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> koji_tls::Limits {
+        koji_tls::Limits {
+            header_read_timeout: self.header_read_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            drain: self.shutdown_drain,
+            ..koji_tls::Limits::default()
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -44,6 +70,10 @@ impl Default for ServerConfig {
             session_lifetime: Duration::from_secs(8 * 3600),
             web_config_file: None,
             allow_plain_http: false,
+            header_read_timeout: koji_tls::Limits::default().header_read_timeout,
+            body_timeout: koji_tls::Limits::default().body_timeout,
+            max_connections: koji_tls::Limits::default().max_connections,
+            shutdown_drain: koji_tls::Limits::default().drain,
         }
     }
 }

@@ -75,6 +75,15 @@ impl ApiError {
         }
     }
 
+    /// 408: the body did not arrive within the server's body timeout.
+    pub fn body_timeout() -> ApiError {
+        ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            error: "body_timeout",
+            detail: "the request body did not arrive in time".into(),
+        }
+    }
+
     /// 415: not JSON.
     pub fn unsupported_media_type() -> ApiError {
         ApiError {

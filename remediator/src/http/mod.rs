@@ -76,7 +76,8 @@ pub fn app(app: App) -> Router {
     ))
 }
 
-/// Serves (plain or TLS) until `shutdown` completes, then drains requests in flight.
+/// Serves (plain or TLS) with the default limits until `shutdown` completes, then drains
+/// requests in flight.
 pub async fn run(
     listener: TcpListener,
     app_state: App,
@@ -84,4 +85,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     koji_tls::serve(listener, app(app_state), transport, shutdown).await
+}
+
+/// Serves with the given limits (timeouts, connection cap, drain).
+pub async fn run_with(
+    listener: TcpListener,
+    app_state: App,
+    transport: koji_tls::Transport,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: koji_tls::Limits,
+) -> std::io::Result<()> {
+    koji_tls::serve_with(listener, app(app_state), transport, shutdown, limits).await
 }

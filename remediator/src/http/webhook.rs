@@ -27,11 +27,17 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// Reads the body up to `limit`.
+/// Reads the body up to `limit`: 413 beyond it, 408 when it does not arrive in time.
 pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let error = error.into_inner();
+        if error.is::<http_body_util::LengthLimitError>() {
+            ApiError::too_large(limit)
+        } else {
+            // The body did not arrive within the server's body timeout, or the client went.
+            ApiError::body_timeout()
+        }
+    })
 }
 
 /// `POST /webhook/alertmanager`.
