@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use koji_e2e::Process;
@@ -69,6 +69,60 @@ async fn chat_bridge(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> 
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     received
+}
+
+/// A builder for an agent in `d`: an old build-dir entry `entry` under `d/mock`, kojid
+/// running, service scripts that record every call in `d/calls.log` and take
+/// `stop_seconds` to stop kojid, and `d/agent.toml` with the cleanup policy using them.
+/// Returns (the root, kojid's running marker, the call log).
+fn builder(d: &Path, entry: &str, stop_seconds: u32) -> (PathBuf, PathBuf, PathBuf) {
+    let root = d.join("mock");
+    std::fs::create_dir_all(root.join(entry)).unwrap();
+    run(&[
+        "touch",
+        "-h",
+        "-d",
+        "10 days ago",
+        root.join(entry).to_str().unwrap(),
+    ]);
+    let state = d.join("kojid-running");
+    std::fs::write(&state, "").unwrap();
+    let log = d.join("calls.log");
+    for (name, body) in [
+        ("is-active", format!("test -e {}", state.display())),
+        (
+            "stop",
+            format!(
+                "rm -f {}; echo \"stop $1\" >> {}; sleep {stop_seconds}",
+                state.display(),
+                log.display()
+            ),
+        ),
+        (
+            "start",
+            format!(
+                "touch {}; echo \"start $1\" >> {}",
+                state.display(),
+                log.display()
+            ),
+        ),
+    ] {
+        std::fs::write(d.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+        run(&["chmod", "+x", d.join(name).to_str().unwrap()]);
+    }
+    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "[agent]\ntoken_file = \"{dd}/agent.token\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/state\"\n\n\
+             [agent.clean_build_dirs]\nroots = [\"{root}\"]\nmax_target_free_percent = 99\nservices = [\"kojid\"]\n\
+             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
+            dd = d.display(),
+            root = root.display()
+        ),
+    )
+    .unwrap();
+    (root, state, log)
 }
 
 #[tokio::test]
@@ -171,55 +225,8 @@ policy = "notify"
 async fn an_agent_killed_mid_cleanup_starts_kojid_again_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = d.join("mock");
-    std::fs::create_dir_all(root.join("f39-build-1-1")).unwrap();
-    std::fs::write(root.join("f39-build-1-1/blob"), vec![1u8; 1 << 20]).unwrap();
-    run(&[
-        "touch",
-        "-h",
-        "-d",
-        "10 days ago",
-        root.join("f39-build-1-1/blob").to_str().unwrap(),
-        root.join("f39-build-1-1").to_str().unwrap(),
-    ]);
     // kojid runs; stopping it takes long enough to kill the agent meanwhile.
-    let state = d.join("kojid-running");
-    std::fs::write(&state, "").unwrap();
-    let log = d.join("calls.log");
-    for (name, body) in [
-        ("is-active", format!("test -e {}", state.display())),
-        (
-            "stop",
-            format!(
-                "rm -f {}; echo \"stop $1\" >> {}; sleep 30",
-                state.display(),
-                log.display()
-            ),
-        ),
-        (
-            "start",
-            format!(
-                "touch {}; echo \"start $1\" >> {}",
-                state.display(),
-                log.display()
-            ),
-        ),
-    ] {
-        std::fs::write(d.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
-        run(&["chmod", "+x", d.join(name).to_str().unwrap()]);
-    }
-    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
-    std::fs::write(
-        d.join("agent.toml"),
-        format!(
-            "[server]\n[agent]\ntoken_file = \"{dd}/agent.token\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/state\"\n\n\
-             [agent.clean_build_dirs]\nroots = [\"{root}\"]\nmax_target_free_percent = 99\nservices = [\"kojid\"]\n\
-             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
-            dd = d.display(),
-            root = root.display()
-        ),
-    )
-    .unwrap();
+    let (_root, state, log) = builder(d, "f39-build-1-1", 30);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/api/v1/agent/run");
     let first = start(d, "agent-first", "agent.toml", port);
@@ -305,52 +312,7 @@ async fn a_central_killed_mid_forward_learns_the_outcome_from_the_agent() {
     let journal = TestDb::empty("crash_forward_journal").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let root = d.join("mock");
-    std::fs::create_dir_all(root.join("f39-build-5-1")).unwrap();
-    run(&[
-        "touch",
-        "-h",
-        "-d",
-        "10 days ago",
-        root.join("f39-build-5-1").to_str().unwrap(),
-    ]);
-    let state = d.join("kojid-running");
-    std::fs::write(&state, "").unwrap();
-    let log = d.join("calls.log");
-    for (name, body) in [
-        ("is-active", format!("test -e {}", state.display())),
-        (
-            "stop",
-            format!(
-                "rm -f {}; echo \"stop $1\" >> {}; sleep 2",
-                state.display(),
-                log.display()
-            ),
-        ),
-        (
-            "start",
-            format!(
-                "touch {}; echo \"start $1\" >> {}",
-                state.display(),
-                log.display()
-            ),
-        ),
-    ] {
-        std::fs::write(d.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
-        run(&["chmod", "+x", d.join(name).to_str().unwrap()]);
-    }
-    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
-    std::fs::write(
-        d.join("agent.toml"),
-        format!(
-            "[agent]\ntoken_file = \"{dd}/agent.token\"\nactions = [\"clean_build_dirs\"]\nhost_name = \"{HOST}\"\nstate_dir = \"{dd}/state\"\n\n\
-             [agent.clean_build_dirs]\nroots = [\"{root}\"]\nmax_target_free_percent = 99\nservices = [\"kojid\"]\n\
-             is_active_command = [\"{dd}/is-active\"]\nstop_command = [\"{dd}/stop\"]\nstart_command = [\"{dd}/start\"]\n",
-            dd = d.display(),
-            root = root.display()
-        ),
-    )
-    .unwrap();
+    let (root, _state, log) = builder(d, "f39-build-5-1", 2);
     let agent_port = free_port();
     let _agent = start(d, "agent", "agent.toml", agent_port);
     std::fs::write(d.join("forward.token"), FORWARD_TOKEN).unwrap();

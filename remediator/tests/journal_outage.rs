@@ -28,8 +28,8 @@ async fn capacity(client: &tokio_postgres::Client) -> f64 {
         .get(0)
 }
 
-#[tokio::test]
-async fn journal_down_is_503_and_the_retry_runs_once() {
+/// A private cluster with an empty `journal` database, to stop and start.
+async fn journal_cluster() -> TempCluster {
     let cluster = tokio::task::spawn_blocking(|| TempCluster::start_new(&[]))
         .await
         .unwrap()
@@ -39,7 +39,12 @@ async fn journal_down_is_503_and_the_retry_runs_once() {
         .batch_execute("CREATE DATABASE journal")
         .await
         .unwrap();
-    drop(admin);
+    cluster
+}
+
+#[tokio::test]
+async fn journal_down_is_503_and_the_retry_runs_once() {
+    let cluster = journal_cluster().await;
     let hub = TestDb::koji("outage_hub", KojiVersion::V1_33)
         .await
         .unwrap();
@@ -114,16 +119,7 @@ async fn journal_down_is_503_and_the_retry_runs_once() {
 /// are retried by Alertmanager and then run too.
 #[tokio::test]
 async fn a_journal_outage_mid_traffic_loses_no_acknowledged_run() {
-    let cluster = tokio::task::spawn_blocking(|| TempCluster::start_new(&[]))
-        .await
-        .unwrap()
-        .expect("a private PostgreSQL cluster for the journal");
-    let admin = connect(&cluster.url("postgres")).await.unwrap();
-    admin
-        .batch_execute("CREATE DATABASE journal")
-        .await
-        .unwrap();
-    drop(admin);
+    let cluster = journal_cluster().await;
     let hub = TestDb::koji("outage_mid_hub", KojiVersion::V1_33)
         .await
         .unwrap();

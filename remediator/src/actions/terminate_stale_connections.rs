@@ -274,24 +274,11 @@ impl TerminatePlan {
     pub async fn verify(&self, context: &ActionContext) -> Result<String, ActionError> {
         let client = context.hub_client().await?;
         // Termination is asynchronous in the server: give backends a moment to exit.
-        let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
         for _ in 0..50 {
-            let left: i64 = client
-                .query_one(
-                    STILL_STALE,
-                    &[
-                        &pids,
-                        &self.users,
-                        &self.older_than_seconds,
-                        &self.hub_started_at,
-                    ],
-                )
-                .await?
-                .get(0);
-            if left == 0 {
+            if self.still_stale(&client).await? == 0 {
                 return Ok(format!(
                     "none of the {} planned backend(s) remains",
-                    pids.len()
+                    self.backends.len()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -333,8 +320,17 @@ impl TerminatePlan {
     /// there and stale is applied, all of them still there is not, some is cannot be told.
     pub async fn find_applied(&self, context: &ActionContext) -> Result<Found, ActionError> {
         let client = context.hub_client().await?;
+        Ok(match self.still_stale(&client).await? {
+            0 => Found::Applied,
+            n if n == self.backends.len() as i64 => Found::NotApplied,
+            _ => Found::Unknown,
+        })
+    }
+
+    /// How many planned backends are still there and stale.
+    async fn still_stale(&self, client: &deadpool_postgres::Object) -> Result<i64, ActionError> {
         let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
-        let left: i64 = client
+        Ok(client
             .query_one(
                 STILL_STALE,
                 &[
@@ -345,11 +341,6 @@ impl TerminatePlan {
                 ],
             )
             .await?
-            .get(0);
-        Ok(match left {
-            0 => Found::Applied,
-            n if n == pids.len() as i64 => Found::NotApplied,
-            _ => Found::Unknown,
-        })
+            .get(0))
     }
 }

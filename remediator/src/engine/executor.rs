@@ -178,10 +178,19 @@ impl Executor {
         let Some(guard) = self.claim(id) else { return };
         let executor = self.clone();
         self.inner.tasks.spawn(async move {
-            if let Err(error) = executor.execute(id).await {
+            match executor.execute(id).await {
+                Ok(()) => {}
+                // Another reconciler took the run over (this replica's lease ran out): it
+                // resolves the run from the world.
+                Err(JournalError::Lost(_)) => {
+                    tracing::warn!(run = id, "the run was taken over while this replica held it")
+                }
                 // The run keeps its journaled state; the reconciler resolves it when the
                 // journal answers again.
-                tracing::error!(run = id, %error, "journal failed during a run; the reconciler takes it over");
+                Err(error) => {
+                    let error = koji_config::error_chain::error_chain(&error);
+                    tracing::error!(run = id, %error, "journal failed during a run; the reconciler takes it over")
+                }
             }
             drop(guard);
         });
