@@ -53,6 +53,7 @@ fn a_401_to_a_large_post_over_http2_arrives_as_a_status() {
         .output()
         .unwrap();
     let _ = agent.kill();
+    let _ = agent.wait();
     assert!(curl.status.success(), "{curl:?}");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "401 2");
 }
