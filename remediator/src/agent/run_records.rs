@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::protocol::{AgentRequest, AgentResponse};
-use crate::actions::kind::ActionKind;
+use super::protocol::AgentResponse;
+pub use super::protocol::RunKey;
 use crate::actions::Plan;
 
 /// How long a record is kept.
@@ -25,62 +25,6 @@ pub enum RunRecord {
     Started(Plan),
     /// It ended with this answer.
     Finished(AgentResponse),
-}
-
-/// Which forwarded request a record is of: the central journal and run, the action, and the services
-/// it names (the ordered restart sends one run's steps to several machines, and a machine
-/// that is both the hub and a builder gets two of them).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunKey {
-    /// The central journal's identity.
-    #[serde(default)]
-    pub journal: String,
-    /// The central journal's run id.
-    pub run: i64,
-    /// The action.
-    pub action: ActionKind,
-    /// The services a restart names.
-    #[serde(default)]
-    pub services: Option<Vec<String>>,
-}
-
-impl RunKey {
-    /// The key of a forwarded request.
-    pub fn of(request: &AgentRequest) -> RunKey {
-        RunKey {
-            journal: request.journal.clone(),
-            run: request.run,
-            action: request.action,
-            services: request.knobs.services.clone(),
-        }
-    }
-
-    /// A file name for it: only digits, letters, `-`, `_` and `+` (service names with
-    /// anything else are hex-encoded).
-    fn file_stem(&self) -> String {
-        let services = self
-            .services
-            .iter()
-            .flatten()
-            .map(|s| {
-                if s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                {
-                    s.clone()
-                } else {
-                    s.bytes().map(|b| format!("{b:02x}")).collect()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("+");
-        let journal: String = self
-            .journal
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
-        format!("{journal}-{}-{}-{services}", self.run, self.action.name())
-    }
 }
 
 /// The records, one JSON file per forwarded request under `state_dir/runs`.

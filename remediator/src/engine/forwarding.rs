@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::actions::kind::ActionKind;
+use crate::agent::protocol::RunKey;
 use crate::agent::protocol::{AgentRequest, AgentResponse, RunStatus};
-use crate::agent::run_records::RunKey;
 use crate::config::sections::ForwardingConfig;
 use crate::http::token_file::TokenFile;
 

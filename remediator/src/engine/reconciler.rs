@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::Executor;
+use crate::agent::protocol::RunKey;
 use crate::agent::protocol::{AgentOutcome, RunStatus};
-use crate::agent::run_records::RunKey;
 use crate::journal::runs::{RunRow, Transition};
 use crate::journal::{Journal, JournalError};
 use crate::lifecycle::{Conclusion, Effect, Event, Found, NoticeReason, RunState};

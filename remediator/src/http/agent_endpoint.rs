@@ -14,7 +14,7 @@ use super::api_error::ApiError;
 use super::auth::Central;
 use super::webhook::read_body;
 use crate::agent::protocol::AgentRequest;
-use crate::agent::run_records::RunKey;
+use crate::agent::protocol::RunKey;
 use crate::agent::{execute, AgentState};
 
 /// Largest request accepted.
