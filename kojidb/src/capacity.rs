@@ -29,6 +29,15 @@ pub enum CapacityError {
     /// The Koji user to record as the changer does not exist.
     #[error("no Koji user named {0:?} to record the change under")]
     NoSuchUser(String),
+    /// Koji itself would not let this user change a host: blocked, or without the `host`
+    /// (or `admin`) permission.
+    #[error("Koji would not let {user:?} change a host: {reason}")]
+    NotAllowed {
+        /// The Koji user.
+        user: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
     /// Someone changed the capacity since it was read: nothing was written.
     #[error("capacity of {host:?} is now {found}, not the {expected} the plan was made from")]
     Changed {
@@ -62,7 +71,44 @@ const CAPACITY_PRE_1_16_FOR_UPDATE: &str =
 const CAPACITY_HOST_CONFIG_FOR_UPDATE: &str = "
 SELECT h.id, hc.capacity FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
  WHERE h.name = $1 FOR UPDATE OF hc";
-const USER_ID: &str = "SELECT id FROM users WHERE name = $1";
+/// The user, its status (0 normal, 1 blocked) and whether it holds `host` or `admin`,
+/// directly or through an active group membership, as the hub's `hasPerm` counts them.
+const CHANGER: &str = "
+SELECT u.id, u.status,
+       EXISTS (SELECT 1 FROM user_perms up JOIN permissions p ON p.id = up.perm_id
+                WHERE up.active AND p.name IN ('host', 'admin')
+                  AND (up.user_id = u.id
+                       OR up.user_id IN (SELECT ug.group_id FROM user_groups ug
+                                          WHERE ug.user_id = u.id AND ug.active)))
+  FROM users u WHERE u.name = $1";
+
+/// Koji's `USER_STATUS['NORMAL']`.
+const STATUS_NORMAL: i32 = 0;
+
+/// Checks that Koji itself would let `user` change a host (`editHost` asks for the `host`
+/// permission of a user who may log in); returns the user's id.
+pub async fn check_changer(client: &impl GenericClient, user: &str) -> Result<i32, CapacityError> {
+    let row = client
+        .query_opt(CHANGER, &[&user])
+        .await?
+        .ok_or_else(|| CapacityError::NoSuchUser(user.to_string()))?;
+    let (id, status, permitted): (i32, i32, bool) = (row.get(0), row.get(1), row.get(2));
+    let refuse = |reason: String| CapacityError::NotAllowed {
+        user: user.to_string(),
+        reason,
+    };
+    if status != STATUS_NORMAL {
+        return Err(refuse(format!(
+            "the user is blocked in Koji (status {status}); unblock it with `koji enable-user {user}`"
+        )));
+    }
+    if !permitted {
+        return Err(refuse(format!(
+            "the user lacks the host permission; grant it with `koji grant-permission host {user}`"
+        )));
+    }
+    Ok(id)
+}
 const UPDATE_PRE_1_16: &str = "UPDATE host SET capacity = $2 WHERE id = $1";
 /// One event for the whole change, as Koji's `get_event()` gives one per transaction.
 const NEW_EVENT: &str = "SELECT get_event()";
@@ -93,8 +139,9 @@ pub async fn read_capacity(
 }
 
 /// Changes `host`'s capacity from `expected` to `new` in one transaction, recording the Koji
-/// user `changed_by` (1.16+). Refuses when the capacity is no longer `expected` (someone
-/// changed it since the plan was made) and when `new` is not above 1.
+/// user `changed_by` (1.16+). Refuses when Koji would not let `changed_by` change a host
+/// (see [`check_changer`]), when the capacity is no longer `expected` (someone changed it
+/// since the plan was made) and when `new` is not above 1.
 pub async fn change_capacity(
     client: &mut Client,
     layout: Layout,
@@ -107,6 +154,7 @@ pub async fn change_capacity(
         return Err(CapacityError::TooLow(new));
     }
     let transaction = client.transaction().await?;
+    let changer = check_changer(&transaction, changed_by).await?;
     let for_update = match layout {
         Layout::Pre116 => CAPACITY_PRE_1_16_FOR_UPDATE,
         Layout::HostConfig { .. } => CAPACITY_HOST_CONFIG_FOR_UPDATE,
@@ -131,7 +179,7 @@ pub async fn change_capacity(
                 .await?;
         }
         Layout::HostConfig { .. } => {
-            revoke_and_insert(&transaction, host_id, new, changed_by).await?;
+            revoke_and_insert(&transaction, host_id, new, changer).await?;
         }
     }
     transaction.commit().await?;
@@ -142,13 +190,8 @@ async fn revoke_and_insert(
     transaction: &Transaction<'_>,
     host_id: i32,
     new: f64,
-    changed_by: &str,
+    user_id: i32,
 ) -> Result<(), CapacityError> {
-    let user_id: i32 = transaction
-        .query_opt(USER_ID, &[&changed_by])
-        .await?
-        .ok_or_else(|| CapacityError::NoSuchUser(changed_by.to_string()))?
-        .get(0);
     let event: i32 = transaction.query_one(NEW_EVENT, &[]).await?.get(0);
     transaction
         .execute(REVOKE_ACTIVE, &[&host_id, &event, &user_id])

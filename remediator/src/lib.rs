@@ -165,6 +165,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         agent: agent_config.clone(),
         journal_id: String::new(),
     };
+    check_koji_user(&config, &context).await?;
     let background = CancellationToken::new();
     let agent = match (&agent_config, &credentials.agent) {
         (Some(agent_config), Some(token)) => Some(AgentState {
@@ -196,6 +197,37 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
         metrics,
         background,
     })
+}
+
+/// Refuses to start a runbook that changes capacity under a Koji user Koji itself would
+/// refuse (blocked, or without the `host` permission), when the hub answers now; each
+/// change checks again. A hub that does not answer is logged and checked at each change.
+async fn check_koji_user(config: &Config, context: &ActionContext) -> anyhow::Result<()> {
+    let changes_capacity = config
+        .rules
+        .iter()
+        .any(|rule| rule.action == actions::kind::ActionKind::LowerCapacity);
+    let Some(hub) = context.hub.as_ref().filter(|_| changes_capacity) else {
+        return Ok(());
+    };
+    let client = match hub.get().await {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!(%error, "the hub database does not answer; the Koji user is checked at each change");
+            return Ok(());
+        }
+    };
+    match koji_db::capacity::check_changer(&**client, &context.koji_user).await {
+        Ok(_) => Ok(()),
+        Err(
+            error @ (koji_db::capacity::CapacityError::NotAllowed { .. }
+            | koji_db::capacity::CapacityError::NoSuchUser(_)),
+        ) => Err(anyhow::anyhow!("hub.koji_user: {error}")),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the Koji user now; it is checked at each change");
+            Ok(())
+        }
+    }
 }
 
 async fn start_central(

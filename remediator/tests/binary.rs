@@ -12,7 +12,7 @@ use koji_testkit::{HostSpec, KojiVersion, TestDb};
 #[tokio::test]
 async fn serves_acts_and_stops_on_sigterm() {
     let hub = TestDb::koji("bin_hub", KojiVersion::V1_16).await.unwrap();
-    koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
         .await
         .unwrap();
     add_host(

@@ -148,6 +148,9 @@ async fn the_command_line_reaches_a_tls_remediator_with_the_site_ca() {
     let hub = koji_testkit::TestDb::koji("cli_tls_hub", KojiVersion::V1_33)
         .await
         .unwrap();
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
+        .await
+        .unwrap();
     let rules = support::approve_lowering_rules(d);
     let text = support::config_text(d, &hub.url, &journal.url, &rules);
     let config =

@@ -125,6 +125,9 @@ async fn a_second_instance_waits_for_a_migration_in_progress() {
     let hub = TestDb::koji("mig_wait_hub", KojiVersion::V1_33)
         .await
         .unwrap();
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = support::config_text(dir.path(), &hub.url, &journal.url, RULES);
     let config =
@@ -188,6 +191,9 @@ async fn a_journal_from_a_newer_remediator_is_refused() {
         .await
         .unwrap();
     let hub = TestDb::koji("mig_newer_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,7 @@ async fn journal_down_is_503_and_the_retry_runs_once() {
     let hub = TestDb::koji("outage_hub", KojiVersion::V1_33)
         .await
         .unwrap();
-    koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
         .await
         .unwrap();
     add_host(&hub.client, KojiVersion::V1_33, &HostSpec::new(HOST))
@@ -123,7 +123,7 @@ async fn a_journal_outage_mid_traffic_loses_no_acknowledged_run() {
     let hub = TestDb::koji("outage_mid_hub", KojiVersion::V1_33)
         .await
         .unwrap();
-    koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
         .await
         .unwrap();
     const HOSTS: usize = 40;

@@ -58,8 +58,8 @@ async fn a_late_firing_after_the_resolution_acts_on_nothing() {
     assert_eq!(remediator.active_capacity().await, 4.0, "never lowered");
 }
 
-/// A run that failed before changing anything (Koji refuses the change: the remediator's
-/// Koji user is missing) starts no cooldown and says nothing changed; its outage notice,
+/// A run that failed before changing anything (Koji would refuse the change: the
+/// remediator's Koji user is blocked) starts no cooldown and says nothing changed; its outage notice,
 /// retrying a notice webhook that does not answer, holds no slot of the action (the cap is
 /// the test support's cap is 2, and four runs follow at once).
 #[tokio::test]
@@ -79,9 +79,13 @@ async fn a_failed_run_that_changed_nothing_holds_back_nothing() {
             .await
             .unwrap();
     }
-    hub.execute("DELETE FROM users WHERE name = 'koji-remediator'", &[])
-        .await
-        .unwrap();
+    // Koji would refuse the change: the remediator's Koji user is blocked.
+    hub.execute(
+        "UPDATE users SET status = 1 WHERE name = 'koji-remediator'",
+        &[],
+    )
+    .await
+    .unwrap();
     let labels = [("alertname", "KojiBuilderOverloaded"), ("host", HOST)];
     remediator
         .post(&payload(
@@ -96,9 +100,17 @@ async fn a_failed_run_that_changed_nothing_holds_back_nothing() {
     assert_eq!(runs[0]["effect"], "none", "{runs:#?}");
     let outcome = runs[0]["outcome"].as_str().unwrap();
     assert!(outcome.contains("before changing anything"), "{outcome}");
-    koji_testkit::populate::ensure_user(hub, "koji-remediator", 0)
-        .await
-        .unwrap();
+    assert!(
+        outcome
+            .contains("Koji would not let \"koji-remediator\" change a host: the user is blocked"),
+        "{outcome}"
+    );
+    hub.execute(
+        "UPDATE users SET status = 0 WHERE name = 'koji-remediator'",
+        &[],
+    )
+    .await
+    .unwrap();
     // Its notice keeps failing in the outbox meanwhile; three other builders' runs go on.
     let started = std::time::Instant::now();
     for (n, host) in others.iter().enumerate() {

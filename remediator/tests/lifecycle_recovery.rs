@@ -150,7 +150,7 @@ async fn runs_cut_off_mid_apply_are_resolved_from_koji_history() {
         .await
         .unwrap();
     // Someone else moved the third host's capacity meanwhile: nobody can tell.
-    koji_testkit::populate::ensure_user(hub, "admin", 0)
+    koji_testkit::populate::grant_permission(hub, "admin", "admin")
         .await
         .unwrap();
     koji_db::capacity::change_capacity(&mut admin, layout, moved, 4.0, 2.5, "admin")

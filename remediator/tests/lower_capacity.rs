@@ -193,6 +193,9 @@ async fn a_capacity_changed_meanwhile_is_not_restored() {
     remediator.post(&firing).await;
     remediator.finished_runs(1).await;
     assert_eq!(capacity(&remediator, version).await, 3.0);
+    koji_testkit::populate::grant_permission(&remediator.hub.client, "kojiadmin", "admin")
+        .await
+        .unwrap();
     let mut admin = koji_testkit::test_db::connect(&remediator.hub.url)
         .await
         .unwrap();
@@ -252,4 +255,60 @@ async fn a_hostile_host_label_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(hosts, 1);
+}
+
+/// Capacity changes only under a Koji user Koji itself would let change a host: a user
+/// without the `host` permission is refused at start with the command that fixes it, and
+/// one that holds it through a group is accepted and changes capacity.
+#[tokio::test]
+async fn the_koji_user_must_be_one_koji_would_let_change_a_host() {
+    use koji_testkit::populate::{ensure_user, grant_permission};
+    let hub = koji_testkit::TestDb::koji("perm_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    add_host(&hub.client, KojiVersion::V1_33, &HostSpec::new(HOST))
+        .await
+        .unwrap();
+    let journal = koji_testkit::TestDb::empty("perm_journal").await.unwrap();
+    let user = ensure_user(&hub.client, "koji-remediator", 0)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = support::config_text(dir.path(), &hub.url, &journal.url, RULES);
+    let config =
+        koji_remediator::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+    let refused = koji_remediator::start(config)
+        .await
+        .expect_err("no host permission: refused")
+        .to_string();
+    assert!(
+        refused.contains("lacks the host permission")
+            && refused.contains("koji grant-permission host koji-remediator"),
+        "{refused}"
+    );
+    // Through a group (a user of usertype 2) holding `host`.
+    let group = ensure_user(&hub.client, "koji-ops", 2).await.unwrap();
+    grant_permission(&hub.client, "koji-ops", "host")
+        .await
+        .unwrap();
+    hub.client
+        .execute(
+            "INSERT INTO user_groups (user_id, group_id, creator_id) VALUES ($1, $2, $2)",
+            &[&user, &group],
+        )
+        .await
+        .unwrap();
+    let hub_url = hub.url.clone();
+    let remediator = Remediator::start_on(hub, &hub_url, journal.url.clone(), RULES).await;
+    remediator
+        .post(&payload(
+            false,
+            &labels(HOST),
+            "9a9a9a9a9a9a9a9a",
+            "2026-11-30T09:00:00Z",
+        ))
+        .await;
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    assert_eq!(capacity(&remediator, KojiVersion::V1_33).await, 3.0);
 }

@@ -30,7 +30,7 @@ fn client(ca: &std::path::Path, from: &str) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
     let hub = TestDb::koji("sec_hub", KojiVersion::V1_33).await.unwrap();
-    koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+    koji_testkit::populate::ensure_remediator_user(&hub.client)
         .await
         .unwrap();
     add_host(

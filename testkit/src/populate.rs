@@ -96,6 +96,37 @@ pub async fn ensure_user(
     Ok(row.get(0))
 }
 
+/// Grants Koji permission `perm` (made if missing) to `user`, as `koji grant-permission`.
+pub async fn grant_permission(
+    client: &Client,
+    user: &str,
+    perm: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let user_id = ensure_user(client, user, 0).await?;
+    client
+        .execute(
+            "INSERT INTO permissions (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            &[&perm],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO user_perms (user_id, perm_id, creator_id)
+             SELECT $1, id, $1 FROM permissions WHERE name = $2
+             ON CONFLICT DO NOTHING",
+            &[&user_id, &perm],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The remediator's Koji user, as README's setup makes it: a normal user with the `host`
+/// permission (`koji add-user`, `koji grant-permission host`).
+pub async fn ensure_remediator_user(client: &Client) -> Result<i32, tokio_postgres::Error> {
+    grant_permission(client, "koji-remediator", "host").await?;
+    ensure_user(client, "koji-remediator", 0).await
+}
+
 /// Ensures a channel exists and returns its id.
 pub async fn ensure_channel(client: &Client, name: &str) -> Result<i32, tokio_postgres::Error> {
     client

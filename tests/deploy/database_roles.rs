@@ -11,7 +11,7 @@ use std::time::Duration;
 use koji_e2e::{
     free_port, get_json, repo_root, start_binary, start_central_remediator, wait_for, Central,
 };
-use koji_testkit::populate::{add_host, ensure_user};
+use koji_testkit::populate::{add_host, ensure_remediator_user};
 use koji_testkit::test_db::connect;
 use koji_testkit::{HostSpec, KojiVersion, TestDb};
 use serde_json::{json, Value};
@@ -49,9 +49,7 @@ async fn both_binaries_work_under_exactly_the_readme_grants_and_say_what_is_miss
     add_host(&hub.client, KojiVersion::V1_33, &HostSpec::new(HOST))
         .await
         .unwrap();
-    ensure_user(&hub.client, "koji-remediator", 0)
-        .await
-        .unwrap();
+    ensure_remediator_user(&hub.client).await.unwrap();
     let _ = hub
         .client
         .batch_execute(

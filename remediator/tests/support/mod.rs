@@ -72,7 +72,7 @@ impl Remediator {
     /// journal database.
     pub async fn start(version: KojiVersion, rules: &str) -> Remediator {
         let hub = TestDb::koji("rem_hub", version).await.unwrap();
-        koji_testkit::populate::ensure_user(&hub.client, "koji-remediator", 0)
+        koji_testkit::populate::ensure_remediator_user(&hub.client)
             .await
             .unwrap();
         let journal = TestDb::empty("rem_journal").await.unwrap();
@@ -90,6 +90,10 @@ impl Remediator {
         journal_url: String,
         rules: &str,
     ) -> Remediator {
+        // The remediator's Koji user, as README's setup makes it.
+        koji_testkit::populate::ensure_remediator_user(&hub.client)
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let text = config_text(dir.path(), hub_url, &journal_url, rules);
         Remediator::start_from_text(hub, journal_url, dir, &text).await
