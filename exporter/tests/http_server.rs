@@ -282,3 +282,26 @@ fn plain_http_beyond_loopback_must_be_asked_for() {
     .unwrap();
     assert!(output.status.success(), "{output:?}");
 }
+
+/// Logs that go to a file or the journal carry no colour escape codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = exporter(&["--web.listen-address", "127.0.0.1:0"], None)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+        if text.contains("koji-exporter listening") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no log line: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+}

@@ -47,3 +47,39 @@ fn plain_http_beyond_loopback_must_be_asked_for() {
     let allowed = check(agent("allow_plain_http = true"));
     assert!(allowed.status.success(), "{allowed:?}");
 }
+
+/// Logs that go to a file or the journal carry no colour escape codes.
+#[test]
+fn logs_off_a_terminal_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("agent.token"), "agent-token-for-log-test-0123456789").unwrap();
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "[agent]\ntoken_file = \"{d}/agent.token\"\nactions = [\"restart_local_services\"]\nhost_name = \"h\"\nstate_dir = \"{d}/state\"\n[agent.restart_local_services]\nservices = [\"x\"]\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(d.join("stderr.log")).unwrap();
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .args(["--config.file", d.join("agent.toml").to_str().unwrap()])
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(d.join("stderr.log")).unwrap();
+        if text.contains("koji-remediator listening") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no log line: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+}
