@@ -14,12 +14,8 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
     let db = TestDb::koji("connections", KojiVersion::V1_33)
         .await
         .unwrap();
-    // A user of this test alone, so other tests' connections never count.
-    let user = format!("koji_{}", db.name);
-    db.client
-        .batch_execute(&format!("CREATE ROLE \"{user}\" LOGIN"))
-        .await
-        .unwrap();
+    // A user of this test alone, so other tests' connections never count; dropped after.
+    let user = db.login_role("koji").await.unwrap();
     let user_url = format!("{} user={user}", db.url.replace("user=postgres", ""));
     let mut idle = Vec::new();
     for _ in 0..2 {
@@ -27,7 +23,23 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
         client.simple_query("SELECT 1").await.unwrap();
         idle.push(client);
     }
+    // Never stale, whatever their age: one that never ran a query, and idle ones of
+    // another database on the same server (the fix acts on neither).
+    let never_queried = connect(&user_url).await.unwrap();
+    let elsewhere = TestDb::empty("connections_elsewhere").await.unwrap();
+    elsewhere
+        .client
+        .batch_execute(&format!(
+            "GRANT ALL ON DATABASE \"{}\" TO \"{user}\"",
+            elsewhere.name
+        ))
+        .await
+        .unwrap();
+    let elsewhere_url = format!("{} user={user}", elsewhere.url.replace("user=postgres", ""));
+    let other_database = connect(&elsewhere_url).await.unwrap();
+    other_database.simple_query("SELECT 1").await.unwrap();
     let busy = connect(&user_url).await.unwrap();
+    let _kept = (never_queried, other_database);
     let sleeper = tokio::spawn(async move {
         let _ = busy.simple_query("SELECT pg_sleep(30)").await;
     });
@@ -46,8 +58,25 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
             &[("datname", &db.name), ("usename", &user), ("state", state)],
         )
     };
-    assert_eq!(connections("idle"), 2.0, "{text}");
+    assert_eq!(
+        connections("idle"),
+        3.0,
+        "two that ran a query, one that never did: {text}"
+    );
     assert_eq!(connections("active"), 1.0, "{text}");
+    assert_eq!(
+        value(
+            &samples,
+            "koji_db_connections",
+            &[
+                ("datname", &elsewhere.name),
+                ("usename", &user),
+                ("state", "idle")
+            ],
+        ),
+        1.0,
+        "{text}"
+    );
     let connection_age = value(
         &samples,
         "koji_db_connection_max_age_seconds",
@@ -60,7 +89,8 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
         &[("usename", &user), ("state", "active")],
     );
     assert!((1.5..30.0).contains(&query_age), "{query_age}");
-    // All three last started a query more than the 1 s threshold ago.
+    // Stale: the three of the hub's database that last started a query more than the 1 s
+    // threshold ago; not the one that never ran a query, nor the one in another database.
     assert_eq!(
         value(&samples, "koji_db_stale_connections", &[("usename", &user)]),
         3.0

@@ -42,9 +42,8 @@ async fn stale_koji_backends_are_terminated_and_nothing_else() {
     let hub = koji_testkit::TestDb::koji("stale_hub", KojiVersion::V1_33)
         .await
         .unwrap();
-    let other_role = format!("{}_other", hub.name);
+    let other_role = hub.login_role("other").await.unwrap();
     ensure_role(&hub.client, "koji").await;
-    ensure_role(&hub.client, &other_role).await;
     let base = hub.url.replace("user=postgres", "");
     let as_user = |user: &str, application: &str| {
         format!("{base} user={user} application_name={application}")

@@ -21,7 +21,8 @@ pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
-/// A database created for one test and dropped (with its connections) when this is dropped.
+/// A database created for one test and dropped (with its connections, and the roles made
+/// for it) when this is dropped.
 #[derive(Debug)]
 pub struct TestDb {
     /// The database name, unique per process and test.
@@ -30,6 +31,8 @@ pub struct TestDb {
     pub url: String,
     /// A superuser connection to the database.
     pub client: Client,
+    /// Login roles made for this database's test ([`TestDb::login_role`]), dropped with it.
+    roles: std::sync::Mutex<Vec<String>>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -51,7 +54,26 @@ impl TestDb {
             .await?;
         let url = format!("{} dbname={name}", base_url());
         let client = connect(&url).await?;
-        Ok(TestDb { name, url, client })
+        Ok(TestDb {
+            name,
+            url,
+            client,
+            roles: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Makes a login role `<database>_<suffix>` for this test alone (roles are cluster-wide)
+    /// and returns its name; it is dropped after the database.
+    pub async fn login_role(&self, suffix: &str) -> anyhow::Result<String> {
+        let role = format!("{}_{suffix}", self.name);
+        self.client
+            .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN"))
+            .await?;
+        self.roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(role.clone());
+        Ok(role)
     }
 
     /// Creates a database with the tables of the given Koji version.
@@ -76,6 +98,7 @@ impl Drop for TestDb {
         // Drop runs inside the test's runtime, which cannot block on itself: use a thread
         // with a runtime of its own.
         let name = self.name.clone();
+        let roles = std::mem::take(&mut *self.roles.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -86,6 +109,11 @@ impl Drop for TestDb {
                     let _ = admin
                         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                         .await;
+                    for role in roles {
+                        let _ = admin
+                            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+                            .await;
+                    }
                 }
             });
         })

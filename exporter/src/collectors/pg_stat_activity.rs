@@ -40,9 +40,12 @@ pub struct UserLabels {
     pub usename: String,
 }
 
-/// Client backends grouped by database, user and state. A connection is stale when its last
-/// query started longer ago than `$1` seconds (or, if it never ran one, when it connected).
-/// Ages are computed by the server, so clocks and time zones never disagree.
+/// Client backends grouped by database, user and state. A connection is stale exactly as
+/// `terminate_stale_connections` (the fix) defines it, so the alert resolves once the fix
+/// has run: a backend of the hub's own database (the one this exporter reads) whose last
+/// query started longer ago than `$1` seconds. Backends of other databases on the server,
+/// and backends that never ran a query, are connections, never stale ones. Ages are
+/// computed by the server, so clocks and time zones never disagree.
 pub const CONNECTIONS: &str = "
 SELECT coalesce(datname, '')::text AS datname,
        coalesce(usename, '')::text AS usename,
@@ -50,8 +53,8 @@ SELECT coalesce(datname, '')::text AS datname,
        count(*)::float8 AS connections,
        extract(epoch FROM max(now() - backend_start))::float8 AS max_connection_age,
        extract(epoch FROM max(now() - query_start))::float8 AS max_query_age,
-       count(*) FILTER (WHERE coalesce(query_start, backend_start)
-                              < now() - make_interval(secs => $1))::float8 AS stale
+       count(*) FILTER (WHERE datname = current_database()
+                          AND query_start < now() - make_interval(secs => $1))::float8 AS stale
   FROM pg_stat_activity
  WHERE backend_type = 'client backend'
  GROUP BY 1, 2, 3";
@@ -157,7 +160,7 @@ fn connection_families(rows: &[Row], koji_users: &[String]) -> Families {
     }
     let mut stale_connections = Gauges::new(
         "koji_db_stale_connections",
-        "Connections whose last query started longer ago than the stale threshold, by user.",
+        "Connections to the hub's database whose last query started longer ago than the stale threshold, by user",
     );
     for (usename, count) in stale {
         stale_connections.push(UserLabels { usename }, count);
