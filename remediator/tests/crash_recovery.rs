@@ -50,6 +50,23 @@ where
     }
 }
 
+/// Posts `body` to the webhook at `base` until it is journaled (the process may still be
+/// starting).
+async fn journaled(client: &reqwest::Client, base: &str, body: &str) {
+    wait_for("the alert journaled", || async move {
+        let response = client
+            .post(format!("{base}/webhook/alertmanager"))
+            .bearer_auth(support::WEBHOOK_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
 /// A chat bridge on `port` that keeps every body it receives.
 async fn chat_bridge(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
     let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
@@ -163,23 +180,7 @@ policy = "notify"
         ("mountpoint", "/mnt/koji"),
     ];
     let body = payload(false, &labels, "e0e0e0e0e0e0e0e0", "2026-11-30T05:00:00Z");
-    wait_for("the first process to journal the escalation", || {
-        let client = client.clone();
-        let base = base.clone();
-        let body = body.clone();
-        async move {
-            let response = client
-                .post(format!("{base}/webhook/alertmanager"))
-                .bearer_auth(support::WEBHOOK_TOKEN)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .ok()?;
-            (response.status() == 200).then_some(())
-        }
-    })
-    .await;
+    journaled(&client, &base, &body).await;
     let db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
     wait_for("a failed attempt at the notice", || {
         let db = &db;
@@ -351,22 +352,7 @@ timeout = "30s"
         ("mountpoint", "/"),
     ];
     let body = payload(false, &labels, "f5f5f5f5f5f5f5f5", "2026-11-30T07:00:00Z");
-    wait_for("the first central to journal the alert", || {
-        let client = client.clone();
-        let body = body.clone();
-        async move {
-            let response = client
-                .post(format!("http://127.0.0.1:{port}/webhook/alertmanager"))
-                .bearer_auth(support::WEBHOOK_TOKEN)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .ok()?;
-            (response.status() == 200).then_some(())
-        }
-    })
-    .await;
+    journaled(&client, &format!("http://127.0.0.1:{port}"), &body).await;
     wait_for("the agent applying the cleanup", || {
         let log = log.clone();
         async move {
