@@ -67,6 +67,16 @@ async fn journaled(client: &reqwest::Client, base: &str, body: &str) {
     .await;
 }
 
+/// Waits until the builder's call log shows kojid stopped by a cleanup.
+async fn kojid_stopped(log: &Path) {
+    wait_for("kojid stopped by the cleanup", || async move {
+        std::fs::read_to_string(log)
+            .ok()
+            .filter(|calls| calls.contains("stop kojid"))
+    })
+    .await;
+}
+
 /// A chat bridge on `port` that keeps every body it receives.
 async fn chat_bridge(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
     let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
@@ -255,15 +265,7 @@ async fn an_agent_killed_mid_cleanup_starts_kojid_again_and_says_so() {
             }
         })
     };
-    wait_for("kojid stopped by the cleanup", || {
-        let log = log.clone();
-        async move {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|calls| calls.contains("stop kojid"))
-        }
-    })
-    .await;
+    kojid_stopped(&log).await;
     drop(first); // kill -9, kojid down
     in_flight.abort();
     assert!(!state.exists(), "kojid is down");
@@ -353,15 +355,7 @@ timeout = "30s"
     ];
     let body = payload(false, &labels, "f5f5f5f5f5f5f5f5", "2026-11-30T07:00:00Z");
     journaled(&client, &format!("http://127.0.0.1:{port}"), &body).await;
-    wait_for("the agent applying the cleanup", || {
-        let log = log.clone();
-        async move {
-            std::fs::read_to_string(&log)
-                .ok()
-                .filter(|calls| calls.contains("stop kojid"))
-        }
-    })
-    .await;
+    kojid_stopped(&log).await;
     drop(first); // kill -9 while the agent applies
     let _second = start(d, "central-second", "remediator.toml", port);
     let db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
