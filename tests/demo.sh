@@ -86,7 +86,7 @@ echo "opening 18 idle koji connections (a crashed hub's leftovers)..."
 "$BIN/koji-fixture" hold-connections --url "host=127.0.0.1 port=$PG user=koji dbname=koji application_name=httpd" --count 18 >/dev/null & PIDS+=($!)
 start=$(date +%s)
 for _ in $(seq 120); do
-    stale=$(curl -s "http://127.0.0.1:$EXPORTER/metrics" | awk '/^koji_db_stale_connections\{usename="koji"\}/ { print $2 }')
+    stale=$(curl -s "http://127.0.0.1:$EXPORTER/metrics" | awk '/^koji_db_stale_connections\{.*usename="koji"\}/ { print $2 }')
     runs=$(curl -s -H "Authorization: Bearer $(cat "$WORK/api.token")" "http://127.0.0.1:$REMEDIATOR/api/v1/journal")
     printf '%3ss  stale koji connections: %-5s remediator runs: %s\n' "$(( $(date +%s) - start ))" "${stale:-?}" \
         "$(python3 -c 'import json,sys; print("; ".join(r["state"]+": "+r["outcome"] for r in json.load(sys.stdin)) or "none yet")' <<<"$runs")"

@@ -79,7 +79,7 @@ DATABASE = dashboard(
         ("Connections by user and state", "Client connections to the server.",
          [('sum by (usename, state) (koji_db_connections{instance=~"$instance"})', "{{usename}} {{state}}")]),
         ("Stale connections", "Connections whose last query started longer ago than the threshold (the runbook's 40 minutes).",
-         [('koji_db_stale_connections{instance=~"$instance"}', "{{usename}}")]),
+         [('koji_db_stale_connections{instance=~"$instance"}', "{{datname}} {{usename}}")]),
         ("Oldest connection", "Age of the oldest connection by user and state.",
          [('koji_db_connection_max_age_seconds{instance=~"$instance"}', "{{usename}} {{state}}")], "s"),
         ("Oldest query start", "Time since the oldest last-query start by user and state.",

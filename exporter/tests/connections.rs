@@ -92,7 +92,11 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
     // Stale: the three of the hub's database that last started a query more than the 1 s
     // threshold ago; not the one that never ran a query, nor the one in another database.
     assert_eq!(
-        value(&samples, "koji_db_stale_connections", &[("usename", &user)]),
+        value(
+            &samples,
+            "koji_db_stale_connections",
+            &[("datname", &db.name), ("usename", &user)]
+        ),
         3.0
     );
     // A configured user with no connections still has a series, at 0.
@@ -100,7 +104,7 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
         value(
             &samples,
             "koji_db_stale_connections",
-            &[("usename", "koji")]
+            &[("datname", &db.name), ("usename", "koji")]
         ),
         0.0
     );

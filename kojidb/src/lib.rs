@@ -8,6 +8,7 @@
 //! - [`layout`]: detect the schema layout of a connected database.
 //! - [`hosts`]: read every builder with its capacity, load, readiness and channels.
 //! - [`pool`]: the connection pool builder both binaries use.
+//! - [`stale_connections`]: what a stale connection is, for the exporter's count and the fix.
 //! - [`error`]: the error type of this crate.
 
 pub mod capacity;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod hosts;
 pub mod layout;
 pub mod pool;
+pub mod stale_connections;
 
 pub use error::KojiDbError;
 pub use hosts::{host_queries, hosts_from_rows, list_hosts, Host, HostQueries};

@@ -1,7 +1,9 @@
 //! `terminate_stale_connections` end to end: a real idle `koji` backend older than the
-//! threshold is terminated; another user's backend of the same age survives; the
+//! threshold is terminated; another user's backend of the same age survives; so do a
+//! `koji` backend of another database on the server, one that never ran a query, and the
 //! remediator's own connections (its planning backend, and any backend named
-//! `koji-remediator`, e.g. another replica's) survive too.
+//! `koji-remediator`, e.g. another replica's). An alert about another database than the
+//! remediator's hub database is refused.
 
 mod support;
 
@@ -44,6 +46,10 @@ async fn stale_koji_backends_are_terminated_and_nothing_else() {
         .unwrap();
     let other_role = hub.login_role("other").await.unwrap();
     ensure_role(&hub.client, "koji").await;
+    let hub_database = hub.name.clone();
+    let elsewhere = koji_testkit::TestDb::empty("stale_elsewhere")
+        .await
+        .unwrap();
     let base = hub.url.replace("user=postgres", "");
     let as_user = |user: &str, application: &str| {
         format!("{base} user={user} application_name={application}")
@@ -59,22 +65,68 @@ async fn stale_koji_backends_are_terminated_and_nothing_else() {
     stale_other.simple_query("SELECT 1").await.unwrap();
     let replica = connect(&as_user("koji", "koji-remediator")).await.unwrap();
     replica.simple_query("SELECT 1").await.unwrap();
-    let (koji_pid, other_pid, replica_pid) = (
+    let other_database = connect(&format!(
+        "{} user=koji application_name=httpd",
+        elsewhere.url.replace("user=postgres", "")
+    ))
+    .await
+    .unwrap();
+    other_database.simple_query("SELECT 1").await.unwrap();
+    let (koji_pid, other_pid, replica_pid, other_database_pid) = (
         pid(&stale_koji).await,
         pid(&stale_other).await,
         pid(&replica).await,
+        pid(&other_database).await,
     );
+    // A koji backend that never ran a query (its query_start is NULL): not stale, however
+    // old; found by the remediator's admin connection, since asking it would be a query.
+    let _never_queried = connect(&as_user("koji", "never-queried")).await.unwrap();
     // pg_backend_pid() was their last query: let it age past the 2 s threshold.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let never_queried_pid: i32 = remediator
+        .hub
+        .client
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'never-queried'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    // The exporter names the database it counted: an alert about another one is refused.
+    let wrong_database = [
+        ("alertname", "KojiDatabaseStaleConnections"),
+        ("datname", "some_other_koji"),
+    ];
+    let body = payload(
+        false,
+        &wrong_database,
+        "0123012301230123",
+        "2026-11-28T08:00:00Z",
+    );
+    let (status, answer) = remediator.post(&body).await;
+    assert_eq!(status, 200, "{answer}");
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "refused", "{runs:#?}");
+    let outcome = runs[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("\"some_other_koji\"") && outcome.contains(&hub_database),
+        "{outcome}"
+    );
+    assert!(stale_koji.simple_query("SELECT 1").await.is_ok());
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
     let labels = [
         ("alertname", "KojiDatabaseStaleConnections"),
+        ("datname", hub_database.as_str()),
         ("severity", "critical"),
     ];
     let body = payload(false, &labels, "abcdabcdabcdabcd", "2026-11-28T09:00:00Z");
     let (status, answer) = remediator.post(&body).await;
     assert_eq!(status, 200, "{answer}");
-    let runs = remediator.finished_runs(1).await;
+    let runs = remediator.finished_runs(2).await;
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
     let plan = runs[0]["plan"].as_str().unwrap();
     assert!(plan.contains(&koji_pid.to_string()), "{plan}");
@@ -98,18 +150,33 @@ async fn stale_koji_backends_are_terminated_and_nothing_else() {
         alive.contains(&replica_pid),
         "a koji-remediator backend survives"
     );
+    assert!(
+        alive.contains(&other_database_pid),
+        "a koji backend of another database survives"
+    );
+    assert!(
+        alive.contains(&never_queried_pid),
+        "a koji backend that never ran a query survives"
+    );
+    assert!(
+        !plan.contains(&other_database_pid.to_string())
+            && !plan.contains(&never_queried_pid.to_string()),
+        "{plan}"
+    );
     assert!(stale_koji.simple_query("SELECT 1").await.is_err());
     assert!(stale_other.simple_query("SELECT 1").await.is_ok());
 
     // Nothing stale is left: a new occurrence finds nothing to do.
     let body = payload(false, &labels, "abcdabcdabcdabcd", "2026-11-28T09:30:00Z");
     remediator.post(&body).await;
-    let runs = remediator.finished_runs(2).await;
+    let runs = remediator.finished_runs(3).await;
     assert!(
         matches!(runs[0]["state"].as_str(), Some("nothing_to_do" | "skipped")),
         "{runs:#?}"
     );
+    drop(other_database);
     drop(journal);
+    drop(elsewhere);
 }
 
 /// Serves a koji-exporter-like exposition with the hub's httpd start time.

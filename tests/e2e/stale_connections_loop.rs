@@ -2,7 +2,9 @@
 //! `koji` connections left by a "crashed hub" fill a small PostgreSQL's slots;
 //! koji-exporter reports them, Prometheus evaluates the real alert rules (with `for:`
 //! shortened), Alertmanager posts to koji-remediator, which terminates them; the stale
-//! count returns to 0 and the alert resolves. Asserted on the database, Prometheus and the
+//! count returns to 0 and the alert resolves, while `koji` connections the fix must not
+//! touch (one to another database of the server, one that never ran a query) stay open:
+//! the exporter's count and the fix agree on what is stale. Asserted on the database, Prometheus and the
 //! journal; the time from symptom to fix is printed. Then every query of every dashboard in
 //! `dashboards/`, and every alert rule in its bool form, is evaluated against the running
 //! Prometheus and must return data.
@@ -36,6 +38,10 @@ async fn stale_koji_connections_are_found_alerted_and_terminated() {
     .expect("a private PostgreSQL cluster");
     let admin = connect(&cluster.url("postgres")).await.unwrap();
     admin.batch_execute("CREATE DATABASE koji").await.unwrap();
+    admin
+        .batch_execute("CREATE DATABASE koji_other")
+        .await
+        .unwrap();
     admin.batch_execute("CREATE ROLE koji LOGIN").await.unwrap();
     let hub = connect(&cluster.url("koji")).await.unwrap();
     KojiVersion::V1_33.create_schema(&hub).await.unwrap();
@@ -145,6 +151,18 @@ params = { users = ["koji"], older_than = "3s", max_per_run = 100 }
         client.simple_query("SELECT 1").await.unwrap();
         stale.push(client);
     }
+    // Connections that are not stale: a koji one to another database of the server, idle
+    // as long as the stale ones, and one to the hub's database that never ran a query.
+    let other_database = connect(&format!(
+        "{} user=koji application_name=other",
+        cluster.url("koji_other").replace("user=postgres", "")
+    ))
+    .await
+    .unwrap();
+    other_database.simple_query("SELECT 1").await.unwrap();
+    let _never_queried = connect(&format!("{base} user=koji application_name=never-queried"))
+        .await
+        .unwrap();
     let symptom = Instant::now();
 
     let journal_url = format!("http://127.0.0.1:{remediator_port}/api/v1/journal");
@@ -172,15 +190,25 @@ params = { users = ["koji"], older_than = "3s", max_per_run = 100 }
         "{run}"
     );
 
-    let koji_left: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'koji'",
+    let koji_left: Vec<(String, String)> = admin
+        .query(
+            "SELECT datname::text, application_name FROM pg_stat_activity
+              WHERE usename = 'koji' ORDER BY 1, 2",
             &[],
         )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(koji_left, 0, "every stale koji backend is gone");
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        koji_left,
+        [
+            ("koji".to_owned(), "never-queried".to_owned()),
+            ("koji_other".to_owned(), "other".to_owned())
+        ],
+        "every stale koji backend is gone, and only those"
+    );
     for client in &stale {
         assert!(client.simple_query("SELECT 1").await.is_err());
     }
@@ -198,7 +226,10 @@ params = { users = ["koji"], older_than = "3s", max_per_run = 100 }
                 None,
             )
             .await?;
-            let zero = stale["data"]["result"][0]["value"][1] == "0";
+            let result = stale["data"]["result"].as_array()?;
+            let zero = result.len() == 1
+                && result[0]["metric"]["datname"] == "koji"
+                && result[0]["value"][1] == "0";
             let firing = alert_active(&client, &prom, "KojiDatabaseStaleConnections").await?;
             (zero && !firing).then_some(())
         },
@@ -253,6 +284,7 @@ params = { users = ["koji"], older_than = "3s", max_per_run = 100 }
         "all {} alert rules return data in their bool form",
         alerts.len()
     );
+    assert!(other_database.simple_query("SELECT 1").await.is_ok());
     drop(cluster);
 }
 

@@ -6,6 +6,7 @@
 //! Reading other users' `query_start` needs the `pg_monitor` (or `pg_read_all_stats`) role.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use tokio_postgres::Row;
@@ -35,29 +36,34 @@ pub struct UserStateLabels {
 
 /// Label set of `koji_db_stale_connections`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, EncodeLabelSet)]
-pub struct UserLabels {
+pub struct StaleLabels {
+    /// The hub's database: the only one whose connections can be stale. The alert carries
+    /// it to the fix, which refuses an alert about another database than its own.
+    pub datname: String,
     /// Database user.
     pub usename: String,
 }
 
-/// Client backends grouped by database, user and state. A connection is stale exactly as
-/// `terminate_stale_connections` (the fix) defines it, so the alert resolves once the fix
-/// has run: a backend of the hub's own database (the one this exporter reads) whose last
-/// query started longer ago than `$1` seconds. Backends of other databases on the server,
-/// and backends that never ran a query, are connections, never stale ones. Ages are
-/// computed by the server, so clocks and time zones never disagree.
-pub const CONNECTIONS: &str = "
+/// Client backends grouped by database, user and state, with how many of them are stale
+/// by the one definition the fix also uses ([`koji_db::stale_connections`]; threshold `$1`),
+/// so the alert resolves once the fix has run. Ages are computed by the server, so clocks
+/// and time zones never disagree.
+pub static CONNECTIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 SELECT coalesce(datname, '')::text AS datname,
        coalesce(usename, '')::text AS usename,
        coalesce(state, 'unknown') AS state,
        count(*)::float8 AS connections,
        extract(epoch FROM max(now() - backend_start))::float8 AS max_connection_age,
        extract(epoch FROM max(now() - query_start))::float8 AS max_query_age,
-       count(*) FILTER (WHERE datname = current_database()
-                          AND query_start < now() - make_interval(secs => $1))::float8 AS stale
+       count(*) FILTER (WHERE {stale})::float8 AS stale
   FROM pg_stat_activity
  WHERE backend_type = 'client backend'
- GROUP BY 1, 2, 3";
+ GROUP BY 1, 2, 3",
+        stale = koji_db::stale_connections::condition("$1")
+    )
+});
 
 /// Connection slot settings, and whether this user sees other users' connections in full
 /// (without `pg_read_all_stats`, their state and times read as NULL: stale connections
@@ -65,7 +71,8 @@ SELECT coalesce(datname, '')::text AS datname,
 pub const SLOTS: &str = "
 SELECT current_setting('max_connections')::float8 AS max_connections,
        current_setting('superuser_reserved_connections')::float8 AS reserved,
-       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all";
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees_all,
+       current_database()::text AS hub_database";
 
 /// Per (user, state) maxima, folded over databases.
 #[derive(Default)]
@@ -79,8 +86,10 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let client = context.hub()?.client().await?;
     let threshold = context.config.database.stale_connection_age.as_secs_f64();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&threshold];
-    let (rows, slots) =
-        tokio::try_join!(client.query(CONNECTIONS, &params), client.query(SLOTS, &[]))?;
+    let (rows, slots) = tokio::try_join!(
+        client.query(CONNECTIONS.as_str(), &params),
+        client.query(SLOTS, &[])
+    )?;
     let slots = slots
         .first()
         .ok_or_else(|| CollectError::Malformed("connection slot settings".into()))?;
@@ -89,7 +98,9 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
             "this database user cannot see other users' connections; GRANT pg_monitor (or pg_read_all_stats) TO it".into(),
         ));
     }
-    let mut families = connection_families(&rows, &context.config.database.koji_users);
+    let hub_database: String = slots.get("hub_database");
+    let mut families =
+        connection_families(&rows, &hub_database, &context.config.database.koji_users);
     families.extend([
         Gauges::single(
             "koji_db_stale_connection_threshold_seconds",
@@ -111,8 +122,8 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
 }
 
 /// Counts, ages and stale counts from the rows of [`CONNECTIONS`]; every user in
-/// `koji_users` gets a stale count, 0 when it has no connection.
-fn connection_families(rows: &[Row], koji_users: &[String]) -> Families {
+/// `koji_users` gets a stale count in `hub_database`, 0 when it has no connection.
+fn connection_families(rows: &[Row], hub_database: &str, koji_users: &[String]) -> Families {
     let mut connections = Gauges::new(
         "koji_db_connections",
         "Client connections to the database server by database, user and state.",
@@ -163,7 +174,13 @@ fn connection_families(rows: &[Row], koji_users: &[String]) -> Families {
         "Connections to the hub's database whose last query started longer ago than the stale threshold, by user",
     );
     for (usename, count) in stale {
-        stale_connections.push(UserLabels { usename }, count);
+        stale_connections.push(
+            StaleLabels {
+                datname: hub_database.to_owned(),
+                usename,
+            },
+            count,
+        );
     }
     vec![
         connections.boxed(),

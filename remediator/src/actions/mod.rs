@@ -227,7 +227,7 @@ impl ActionKind {
             ActionKind::TerminateStaleConnections => {
                 let params =
                     terminate_stale_connections::Params::from_table(params).map_err(bad)?;
-                terminate_stale_connections::plan(context, &params).await
+                terminate_stale_connections::plan(context, &params, labels).await
             }
             ActionKind::LowerCapacity => {
                 let params = lower_capacity::Params::from_table(params).map_err(bad)?;

@@ -3,11 +3,15 @@
 //! configured users' backends whose last query started longer ago than the threshold
 //! (the runbook: 40 minutes), oldest first, at most `max_per_run`.
 //!
-//! Only backends of the hub's own database (the one the remediator connects to: other
-//! databases on the same server are none of Koji's business), never another user's backend,
-//! never the remediator's own (by `application_name` and by pid), and the conditions are checked again, atomically, at the moment of termination: a
-//! pid reused by a fresh backend since the plan is left alone.
+//! Stale means what the exporter's `koji_db_stale_connections` counts (one definition,
+//! [`koji_db::stale_connections`]): only backends of the hub's own database (the one the
+//! remediator connects to: other databases on the same server are none of Koji's business)
+//! that ran a query, never another user's backend, never the remediator's own (by
+//! `application_name` and by pid). The conditions are checked again, atomically, at the
+//! moment of termination: a pid reused by a fresh backend since the plan is left alone.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -116,43 +120,62 @@ pub struct TerminatePlan {
     pub sql: String,
 }
 
-/// Stale backends of the users, oldest first, never the remediator's own.
-const STALE_BACKENDS: &str = "
+/// Stale backends of the users (stale by the definition the exporter's count also uses:
+/// [`koji_db::stale_connections`]), oldest first, never the remediator's own.
+static STALE_BACKENDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 SELECT pid, usename::text, coalesce(datname, '')::text, coalesce(state, ''),
        extract(epoch FROM now() - query_start)::float8
   FROM pg_stat_activity
- WHERE backend_type = 'client backend'
+ WHERE {stale}
    AND usename = ANY($1)
-   AND datname = current_database()
-   AND query_start < now() - make_interval(secs => $2)
    AND pid <> pg_backend_pid()
    AND application_name <> $3
    AND ($5::float8 IS NULL OR query_start < to_timestamp($5))
  ORDER BY query_start
- LIMIT $4";
+ LIMIT $4",
+        stale = koji_db::stale_connections::condition("$2")
+    )
+});
 
 /// Terminates one planned backend only if it still meets every condition.
-const TERMINATE: &str = "
+static TERMINATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 SELECT pg_terminate_backend(pid)
   FROM pg_stat_activity
  WHERE pid = $1
-   AND backend_type = 'client backend'
+   AND {stale}
    AND usename = ANY($2)
-   AND datname = current_database()
-   AND query_start < now() - make_interval(secs => $3)
    AND pid <> pg_backend_pid()
    AND application_name <> $4
-   AND ($5::float8 IS NULL OR query_start < to_timestamp($5))";
+   AND ($5::float8 IS NULL OR query_start < to_timestamp($5))",
+        stale = koji_db::stale_connections::condition("$3")
+    )
+});
 
 /// Planned backends that still meet the conditions after termination.
-const STILL_STALE: &str = "
+static STILL_STALE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 SELECT count(*) FROM pg_stat_activity
- WHERE pid = ANY($1) AND usename = ANY($2)
-   AND query_start < now() - make_interval(secs => $3)
-   AND ($4::float8 IS NULL OR query_start < to_timestamp($4))";
+ WHERE pid = ANY($1)
+   AND {stale}
+   AND usename = ANY($2)
+   AND ($4::float8 IS NULL OR query_start < to_timestamp($4))",
+        stale = koji_db::stale_connections::condition("$3")
+    )
+});
 
-/// Plans the termination.
-pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, ActionError> {
+/// Plans the termination. An alert that names a database (`datname`, as the exporter's
+/// `koji_db_stale_connections` does) must name the remediator's hub database: stale
+/// connections elsewhere are another exporter's or another server's business.
+pub async fn plan(
+    context: &ActionContext,
+    params: &Params,
+    labels: &BTreeMap<String, String>,
+) -> Result<Planned, ActionError> {
     let hub_started_at = match &params.hub_metrics_url {
         None => None,
         Some(url) => match hub_start_time(url, &params.hub_service).await {
@@ -170,11 +193,20 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
     // (A user's own sessions are always visible to it.)
     let visibility = client
         .query_one(
-            "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'), current_user::text",
+            "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'), current_user::text, \
+                    current_database()::text",
             &[],
         )
         .await?;
-    let (sees_all, me): (bool, String) = (visibility.get(0), visibility.get(1));
+    let (sees_all, me, database): (bool, String, String) =
+        (visibility.get(0), visibility.get(1), visibility.get(2));
+    if let Some(alerted) = labels.get("datname") {
+        if *alerted != database {
+            return Ok(Planned::Refused(format!(
+                "the alert is about database {alerted:?}, but this remediator's hub database is {database:?}"
+            )));
+        }
+    }
     if !sees_all && params.users.iter().any(|user| *user != me) {
         return Ok(Planned::Refused(format!(
             "the remediator's database user {me} cannot see other users' connections; GRANT pg_read_all_stats (and pg_signal_backend) TO it"
@@ -183,7 +215,7 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
     let seconds = params.older_than.as_secs_f64();
     let rows = client
         .query(
-            STALE_BACKENDS,
+            STALE_BACKENDS.as_str(),
             &[
                 &params.users,
                 &seconds,
@@ -250,7 +282,7 @@ impl TerminatePlan {
         for backend in &self.backends {
             let rows = client
                 .query(
-                    TERMINATE,
+                    TERMINATE.as_str(),
                     &[
                         &backend.pid,
                         &self.users,
@@ -332,7 +364,7 @@ impl TerminatePlan {
         let pids: Vec<i32> = self.backends.iter().map(|b| b.pid).collect();
         Ok(client
             .query_one(
-                STILL_STALE,
+                STILL_STALE.as_str(),
                 &[
                     &pids,
                     &self.users,
