@@ -6,6 +6,7 @@
 //! - [`generate`]: realistic data at a chosen scale, millions of finished tasks included.
 //! - [`mounts`]: tmpfs and bind mounts for tests, undone on drop.
 //! - [`cluster`]: a private PostgreSQL cluster that a test may stop and restart.
+//! - [`koji_hub`]: Koji's real hub (its schema, server and command line) for tests.
 //!
 //! The local server is `host=127.0.0.1 port=5432 user=postgres` unless
 //! `KOJI_TEST_PG_URL` says otherwise.
@@ -14,6 +15,7 @@ pub mod certs;
 pub mod cluster;
 pub mod examples;
 pub mod generate;
+pub mod koji_hub;
 pub mod mounts;
 pub mod populate;
 pub mod schema;
@@ -22,6 +24,7 @@ pub mod test_db;
 
 pub use cluster::TempCluster;
 pub use generate::{generate, Scale};
+pub use koji_hub::KojiHub;
 pub use populate::{HostSpec, TaskSpec, TaskState};
 pub use schema::KojiVersion;
 pub use test_db::TestDb;

@@ -1,0 +1,244 @@
+//! Koji's real hub for tests: its own schema, its own XML-RPC server and its own `koji`
+//! command line, so that what the tests assert is what Koji itself accepts and shows.
+//!
+//! The hub is the one beside the repository (`../shared/koji-hub/`: a source tarball at a
+//! fixed commit and a wsgiref launcher), found through `KOJI_HUB_DIR`, then
+//! `<repository>/../shared/koji-hub`, then `/work/shared/koji-hub`. It runs under
+//! `/usr/bin/python3` with Debian's python3-rpm, python3-psycopg2, python3-dateutil,
+//! python3-requests and python3-defusedxml (`tools/install-test-deps` installs them).
+//! [`KojiHub::start`] fills a test's empty database with Koji's `schemas/schema.sql` and
+//! the first administrator (`admin` / `admin-password`) and serves the hub on it; the
+//! server process stops when the [`KojiHub`] is dropped (the database stays the test's).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::test_db::TestDb;
+
+/// The first administrator's name, as `bootstrap-admin.sql` makes it.
+pub const ADMIN: &str = "admin";
+/// The first administrator's password.
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+/// Where Koji's hub for tests lives.
+pub fn koji_hub_dir() -> anyhow::Result<PathBuf> {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candidates = std::env::var_os("KOJI_HUB_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            repository.join("../shared/koji-hub"),
+            PathBuf::from("/work/shared/koji-hub"),
+        ]);
+    for candidate in candidates {
+        if candidate.join("serve").is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "Koji's hub for tests is not there: set KOJI_HUB_DIR to the directory holding `serve` \
+         and koji-src-*.tar.gz (../shared/koji-hub beside the repository)"
+    )
+}
+
+/// A running Koji hub.
+pub struct KojiHub {
+    /// The XML-RPC endpoint, `http://127.0.0.1:PORT/kojihub`.
+    pub url: String,
+    /// A superuser connection to the hub's database.
+    client: tokio_postgres::Client,
+    server: Child,
+    /// The unpacked source, for the `koji` command line, and its client configuration.
+    work: tempfile::TempDir,
+}
+
+impl KojiHub {
+    /// Fills `db` (empty) with Koji's schema and the first administrator, and serves the
+    /// hub on it. `hub_options` are extra `[hub]` settings (`KEY=VALUE`).
+    pub async fn start(db: &TestDb, hub_options: &[&str]) -> anyhow::Result<KojiHub> {
+        let dir = koji_hub_dir()?;
+        let work = tempfile::tempdir()?;
+        let tarball = std::fs::read_dir(&dir)?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("koji-src-") && name.ends_with(".tar.gz"))
+            })
+            .with_context(|| format!("no koji-src-*.tar.gz in {}", dir.display()))?;
+        run(Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(work.path()))
+        .await?;
+
+        for sql in [
+            work.path().join("koji/schemas/schema.sql"),
+            dir.join("bootstrap-admin.sql"),
+        ] {
+            run(Command::new("psql")
+                .arg("-q")
+                .arg("-v")
+                .arg("ON_ERROR_STOP=1")
+                .arg("-d")
+                .arg(&db.url)
+                .arg("-f")
+                .arg(&sql))
+            .await?;
+        }
+
+        let port = free_port()?;
+        let (pg_host, pg_port, pg_user) = connection_parts(&db.url);
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .arg(dir.join("serve"))
+            .args(["--db", &db.name, "--port", &port.to_string()])
+            .args(["--pg-host", &pg_host, "--pg-port", &pg_port])
+            .args(["--db-user", &pg_user])
+            .arg("--koji-dir")
+            .arg(work.path().join("mnt-koji"));
+        for option in hub_options {
+            command.args(["--hub-option", option]);
+        }
+        let mut server = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting Koji's hub (/usr/bin/python3)")?;
+        let stdout = server.stdout.take().context("the hub's output")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if line.starts_with("koji hub ready on ") {
+                    return Ok(true);
+                }
+            }
+            Ok::<_, std::io::Error>(false)
+        })
+        .await;
+        if !matches!(ready, Ok(Ok(true))) {
+            let status = server.try_wait()?;
+            bail!(
+                "Koji's hub did not start (exit {status:?}); are python3-rpm python3-psycopg2 \
+                 python3-dateutil python3-requests python3-defusedxml installed?"
+            );
+        }
+        // Keep reading its output so that a full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = format!("http://127.0.0.1:{port}/kojihub");
+        std::fs::write(
+            work.path().join("koji.conf"),
+            format!("[koji]\nserver = {url}\nauthtype = password\n"),
+        )?;
+        let hub = KojiHub {
+            client: crate::test_db::connect(&db.url).await?,
+            url,
+            server,
+            work,
+        };
+        let version = hub.koji_anonymous(&["version"]).await?;
+        anyhow::ensure!(version.contains("Hub:"), "koji version said {version}");
+        Ok(hub)
+    }
+
+    /// Runs the `koji` command line as the administrator, returning its output.
+    pub async fn koji_admin(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.koji_as(ADMIN, ADMIN_PASSWORD, args).await
+    }
+
+    /// Runs the `koji` command line logged in as `user`, returning its standard output;
+    /// a failure carries its standard error.
+    pub async fn koji_as(
+        &self,
+        user: &str,
+        password: &str,
+        args: &[&str],
+    ) -> anyhow::Result<String> {
+        self.koji(&["--user", user, "--password", password], args)
+            .await
+    }
+
+    /// Runs the `koji` command line without logging in, as an administrator reads.
+    pub async fn koji_anonymous(&self, args: &[&str]) -> anyhow::Result<String> {
+        self.koji(&["--noauth"], args).await
+    }
+
+    async fn koji(&self, login: &[&str], args: &[&str]) -> anyhow::Result<String> {
+        let source = self.work.path().join("koji");
+        run(Command::new("/usr/bin/python3")
+            .current_dir(&source)
+            .env("PYTHONPATH", &source)
+            .arg("cli/koji")
+            .arg("-c")
+            .arg(self.work.path().join("koji.conf"))
+            .args(login)
+            .args(args))
+        .await
+    }
+
+    /// Gives a Koji user a password, so it can log in (as Koji's README for builders
+    /// says: `users.password`), e.g. to try a call as that user.
+    pub async fn set_password(&self, user: &str, password: &str) -> anyhow::Result<()> {
+        let changed = self
+            .client
+            .execute(
+                "UPDATE users SET password = $2 WHERE name = $1",
+                &[&user, &password],
+            )
+            .await?;
+        anyhow::ensure!(changed == 1, "no Koji user {user}");
+        Ok(())
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.server.try_wait(), Ok(None))
+    }
+}
+
+/// Runs a command to its end; its standard output, or an error with its standard error.
+async fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Host, port and user of a key=value connection string (defaults as libpq's).
+fn connection_parts(url: &str) -> (String, String, String) {
+    let part = |key: &str, default: &str| {
+        url.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
+            .unwrap_or(default)
+            .to_owned()
+    };
+    (
+        part("host", "127.0.0.1"),
+        part("port", "5432"),
+        part("user", "postgres"),
+    )
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
