@@ -2,7 +2,8 @@
 //! remediator ignores is refused whole and acts on nothing; NUL characters (JSON allows
 //! them, PostgreSQL cannot store them) in a label, an annotation or the alert name are
 //! replaced and noted, and the valid alert grouped with them is acted on; media types and
-//! the bearer scheme are case-insensitive, and only `application/json` is JSON.
+//! the bearer scheme are case-insensitive, and only `application/json` is JSON; early
+//! errors reach HTTP/2 clients as statuses; oversized header fields get a JSON 431.
 
 mod support;
 
@@ -173,4 +174,104 @@ async fn media_types_and_the_bearer_scheme_are_case_insensitive() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+/// An error answered before the body was read (401, 415, 413) reaches an HTTP/2 client as
+/// its status, every time: the server reads (a bounded amount of) the body it refuses, so
+/// the stream ends cleanly instead of being reset under the client's upload (curl would
+/// report "Stream error in the HTTP/2 framing layer").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_errors_reach_http2_clients_as_statuses() {
+    let remediator = started().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fits = dir.path().join("fits.json");
+    std::fs::write(&fits, vec![b' '; 60_000]).unwrap();
+    let too_large = dir.path().join("too-large.json");
+    std::fs::write(&too_large, vec![b' '; 200_000]).unwrap();
+    let url = format!("{}/webhook/alertmanager", remediator.base);
+    let bearer = format!("Authorization: Bearer {WEBHOOK_TOKEN}");
+    let cases: [(&str, &str, &std::path::Path, &str); 3] = [
+        (
+            "401",
+            "Authorization: Bearer wrong-token-0123456789",
+            &fits,
+            "application/json",
+        ),
+        ("415", &bearer, &fits, "text/plain"),
+        ("413", &bearer, &too_large, "application/json"),
+    ];
+    for round in 0..15 {
+        for (expected, authorization, body, content_type) in cases {
+            let output = tokio::process::Command::new("curl")
+                .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null"])
+                .args(["-w", "%{http_code} %{http_version}"])
+                .args(["-H", authorization])
+                .args(["-H", &format!("Content-Type: {content_type}")])
+                .arg("--data-binary")
+                .arg(format!("@{}", body.display()))
+                .arg(&url)
+                .output()
+                .await
+                .unwrap();
+            let said = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && said == format!("{expected} 2"),
+                "round {round}, expected {expected} over HTTP/2: curl {} said {said:?}, {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+/// Header fields beyond the limit (8 KiB, 100 fields) are answered 431 with the JSON error
+/// shape over HTTP/1.1 and HTTP/2, not hyper's bare 431 or a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_header_bytes_or_fields_get_a_431_that_says_so() {
+    let remediator = started().await;
+    let url = format!("{}/webhook/alertmanager", remediator.base);
+    let long = format!("X-Padding: {}", "a".repeat(9 * 1024));
+    let many: Vec<String> = (0..120).map(|n| format!("X-Field-{n}: {n}")).collect();
+    let cases: [(&str, Vec<String>); 2] = [("bytes", vec![long]), ("fields", many)];
+    for (what, headers) in &cases {
+        for http in ["--http1.1", "--http2-prior-knowledge"] {
+            let mut command = tokio::process::Command::new("curl");
+            command
+                .args(["-sS", http, "-w", "\n%{http_code}"])
+                .args(["-H", &format!("Authorization: Bearer {WEBHOOK_TOKEN}")])
+                .args([
+                    "-H",
+                    "Content-Type: application/json",
+                    "--data-binary",
+                    "{}",
+                ]);
+            for header in headers {
+                command.args(["-H", header]);
+            }
+            let output = command.arg(&url).output().await.unwrap();
+            let said = String::from_utf8_lossy(&output.stdout);
+            let (body, status) = said.rsplit_once('\n').unwrap();
+            assert_eq!(status, "431", "too many {what} over {http}: {said}");
+            let body: Value = serde_json::from_str(body).expect(body);
+            assert_eq!(body["error"], "request_header_fields_too_large", "{body}");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("limited to 100 fields and 8192 bytes"),
+                "{body}"
+            );
+        }
+    }
+    // Within the limits, the same request is answered normally.
+    let (status, answer) = send(
+        &remediator,
+        captured("builder-overloaded-firing.json")
+            .to_string()
+            .into_bytes(),
+        "application/json",
+        &format!("Bearer {WEBHOOK_TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -8,6 +8,7 @@ pub mod allowed_names;
 pub mod client_config;
 pub mod first_read;
 pub mod pem_files;
+pub mod refused_body;
 pub mod serve;
 pub mod server_config;
 pub mod web_config;

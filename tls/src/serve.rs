@@ -210,6 +210,13 @@ pub async fn serve(
     serve_with(listener, app, transport, shutdown, Limits::default()).await
 }
 
+/// hyper's own limits on header fields, above which it answers a bare 431 (HTTP/1.1) or
+/// resets the stream (HTTP/2): set above what applications limit themselves to (the
+/// remediator: 100 fields, 8 KiB), so that their limit, answered with a body, comes first.
+const HYPER_MAX_HEADER_FIELDS: usize = 256;
+/// See [`HYPER_MAX_HEADER_FIELDS`]; counted as HTTP/2 does (name, value, 32 per field).
+const HYPER_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2, plain or TLS) until `shutdown`
 /// completes, then stops accepting and lets requests in flight finish for at most
 /// `limits.drain`. Handlers can extract the peer's address (`ConnectInfo<SocketAddr>`).
@@ -227,9 +234,13 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
 
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_timeout,
-    ));
+    let app = app
+        .layer(axum::middleware::from_fn(
+            crate::refused_body::drain_refused_bodies,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ));
     if let Transport::Tls(tls) = &transport {
         tls.spawn_watcher();
     }
@@ -238,12 +249,14 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_headers(HYPER_MAX_HEADER_FIELDS)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(limits.header_read_timeout);
+        .keep_alive_timeout(limits.header_read_timeout)
+        .max_header_list_size(HYPER_MAX_HEADER_LIST_BYTES);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);

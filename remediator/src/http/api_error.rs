@@ -84,6 +84,15 @@ impl ApiError {
         }
     }
 
+    /// 431: the request's header fields are more than the server reads.
+    pub fn headers_too_large(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            error: "request_header_fields_too_large",
+            detail: detail.into(),
+        }
+    }
+
     /// 415: not JSON.
     pub fn unsupported_media_type() -> ApiError {
         ApiError {

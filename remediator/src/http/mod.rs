@@ -9,6 +9,7 @@ pub mod approval_page;
 pub mod auth;
 pub mod auth_limit;
 pub mod escalations_api;
+pub mod header_limit;
 pub mod journal_api;
 pub mod metrics_endpoint;
 pub mod pause_api;
@@ -70,10 +71,12 @@ pub fn app(app: App) -> Router {
         app.metrics.auth_failures.clone(),
         app.metrics.auth_rate_limited.clone(),
     );
-    router.layer(axum::middleware::from_fn_with_state(
-        limiter,
-        auth_limit::guard,
-    ))
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            auth_limit::guard,
+        ))
+        .layer(axum::middleware::from_fn(header_limit::limit_headers))
 }
 
 /// Serves (plain or TLS) with the default limits until `shutdown` completes, then drains
