@@ -190,6 +190,29 @@ pub struct WebConfig {
     pub config_file: Option<PathBuf>,
     /// Serve plain HTTP on a non-loopback address (without it, such a listener needs TLS).
     pub allow_plain_http: bool,
+    /// A request's whole header must arrive within this, and an idle keep-alive connection
+    /// is closed after it: longer than the scrape interval, so Prometheus reuses its
+    /// connections.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Connections served at once; beyond, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// On SIGTERM, how long scrapes in flight may take before the process stops anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain: Duration,
+}
+
+impl WebConfig {
+    /// The listener's limits (the body timeout and the TLS handshake's as
+    /// [`koji_tls::Limits::default`]).
+    pub fn limits(&self) -> koji_tls::Limits {
+        koji_tls::Limits {
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            drain: self.shutdown_drain,
+            ..koji_tls::Limits::default()
+        }
+    }
 }
 
 /// `[database]`: the Koji hub's PostgreSQL.
@@ -221,6 +244,9 @@ impl Default for WebConfig {
             scrape_timeout: Duration::from_secs(10),
             config_file: None,
             allow_plain_http: false,
+            header_read_timeout: Duration::from_secs(120),
+            max_connections: 4096,
+            shutdown_drain: Duration::from_secs(30),
         }
     }
 }
@@ -268,6 +294,15 @@ impl Config {
         }
         if self.web.scrape_timeout.is_zero() {
             return Err(invalid("web.scrape_timeout", "must be more than 0".into()));
+        }
+        if self.web.header_read_timeout.is_zero() {
+            return Err(invalid(
+                "web.header_read_timeout",
+                "must be more than 0".into(),
+            ));
+        }
+        if self.web.max_connections == 0 {
+            return Err(invalid("web.max_connections", "must be at least 1".into()));
         }
         if self.database.connect_timeout.is_zero() {
             return Err(invalid(

@@ -61,7 +61,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = scraper.start_background_tasks();
-    let served = server::run(listener, scraper, transport, shutdown).await;
+    let limits = scraper.listener_limits();
+    let served = server::run(listener, scraper, transport, shutdown, limits).await;
     background.into_iter().for_each(|task| task.abort());
     served
 }

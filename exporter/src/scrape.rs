@@ -93,7 +93,12 @@ impl Scraper {
         self.state.builddirs.scan_all(&self.config.builddirs).await;
     }
 
-    /// The configured scrape timeout.
+    /// The listener's limits (`[web]`).
+    pub fn listener_limits(&self) -> koji_tls::Limits {
+        self.config.web.limits()
+    }
+
+    /// Upper bound of one scrape (`web.scrape_timeout`).
     pub fn timeout(&self) -> Duration {
         self.config.web.scrape_timeout
     }

@@ -27,25 +27,16 @@ pub fn app(scraper: Arc<Scraper>) -> Router {
         .with_state(scraper)
 }
 
-/// The listener's limits: a scraper's keep-alive connection waits a scrape interval between
-/// requests, so an idle connection is kept for two minutes (a 1-minute interval and
-/// margin); the rest as [`koji_tls::Limits::default`].
-pub fn limits() -> koji_tls::Limits {
-    koji_tls::Limits {
-        header_read_timeout: std::time::Duration::from_secs(120),
-        ..koji_tls::Limits::default()
-    }
-}
-
-/// Serves `app` on `listener` (plain or TLS) until `shutdown` completes, then drains open
-/// requests (at most 30 s).
+/// Serves `app` on `listener` (plain or TLS) within `limits` until `shutdown` completes,
+/// then drains open requests (at most `limits.drain`).
 pub async fn run(
     listener: TcpListener,
     scraper: Arc<Scraper>,
     transport: koji_tls::Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: koji_tls::Limits,
 ) -> std::io::Result<()> {
-    koji_tls::serve_with(listener, app(scraper), transport, shutdown, limits()).await
+    koji_tls::serve_with(listener, app(scraper), transport, shutdown, limits).await
 }
 
 async fn metrics(State(scraper): State<Arc<Scraper>>, headers: HeaderMap) -> impl IntoResponse {

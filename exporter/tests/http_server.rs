@@ -305,3 +305,54 @@ fn logs_off_a_terminal_have_no_colour_codes() {
     let _ = child.wait();
     assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
 }
+
+/// The listener's limits come from `[web]`: an idle or slowloris connection is closed after
+/// `header_read_timeout`, and with `max_connections` held by idle clients a new scrape waits
+/// in the backlog until one of them is closed, then is served.
+#[tokio::test]
+async fn listener_limits_come_from_the_web_section() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("exporter.toml");
+    std::fs::write(
+        &config,
+        "[web]\nheader_read_timeout = \"1s\"\nmax_connections = 2\nshutdown_drain = \"1s\"\n\
+         [collectors]\nkoji_db = false\nkoji_hosts = false\nkoji_tasks = false\npg_stat_activity = false\n",
+    )
+    .unwrap();
+    let (_exporter, base) = start_exporter(&["--config.file", config.to_str().unwrap()]).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    // Two connections: one idle, one that sends half a header and stops (slowloris).
+    let idle = std::net::TcpStream::connect(&address).unwrap();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Both slots are held: a scrape now waits for one of them to be closed (after 1 s).
+    let started = Instant::now();
+    let scraped = tokio::time::timeout(
+        Duration::from_secs(10),
+        reqwest::get(format!("{base}/healthz")),
+    )
+    .await
+    .expect("served once a slot frees")
+    .unwrap();
+    assert!(scraped.status().is_success());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "the scrape waited {waited:?} for a slot"
+    );
+    for mut stream in [idle, slow] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buffer = Vec::new();
+        // Closed by the server (a 408 or nothing, then end of stream), not left open.
+        let read = stream.read_to_end(&mut buffer);
+        assert!(
+            read.is_ok(),
+            "still open after the header timeout: {read:?}"
+        );
+    }
+}
