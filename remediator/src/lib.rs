@@ -20,7 +20,8 @@
 //!   record of services it stopped.
 //! - [`http`]: the routes, one file each, with authentication, rate limits and errors.
 //! - [`database`]: connection pools. [`metrics`]: the remediator's own metrics.
-//!   [`escalations_cli`]: on-call's command line.
+//!   [`escalations_cli`]: on-call's command line. [`site_files`]: the tokens (and a
+//!   throwaway CA) a site needs, for `koji-remediator credentials`.
 //!
 //! [`start`] builds everything from a configuration for `main` and for tests.
 
@@ -36,6 +37,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod metrics;
 pub mod runbook;
+pub mod site_files;
 
 use std::sync::Arc;
 

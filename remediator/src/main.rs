@@ -64,6 +64,32 @@ enum Command {
         #[command(subcommand)]
         what: EscalationAction,
     },
+    /// Write the tokens a site needs (and, with --throwaway-ca, a CA and the certificates
+    /// the example web configurations name) into a folder, and say where each goes. Files
+    /// that exist are kept.
+    Credentials {
+        /// The folder (made with mode 0700 if missing), e.g. /etc/koji-remediator.
+        #[arg(long)]
+        dir: PathBuf,
+        /// An on-call person to make a personal token for (repeatable).
+        #[arg(long, value_name = "NAME")]
+        oncall: Vec<String>,
+        /// Also make a CA and certificates, for trying TLS out (a real site uses its own CA).
+        #[arg(long)]
+        throwaway_ca: bool,
+        /// Names in the central instance's certificates (repeatable).
+        #[arg(long, value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+        central_name: Vec<String>,
+        /// Names in the agents' certificate (repeatable).
+        #[arg(long, value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+        agent_name: Vec<String>,
+        /// Names in the exporters' certificate (repeatable).
+        #[arg(long, value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+        exporter_name: Vec<String>,
+        /// Names in Prometheus' client certificate (repeatable).
+        #[arg(long, value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+        prometheus_name: Vec<String>,
+    },
 }
 
 /// What to do with escalations.
@@ -102,6 +128,31 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    if let Some(Command::Credentials {
+        dir,
+        oncall,
+        throwaway_ca,
+        central_name,
+        agent_name,
+        exporter_name,
+        prometheus_name,
+    }) = cli.command
+    {
+        use koji_remediator::site_files;
+        let request = site_files::Request {
+            dir,
+            oncall,
+            throwaway_ca: throwaway_ca.then_some(site_files::CertificateNames {
+                central: central_name,
+                agents: agent_name,
+                exporters: exporter_name,
+                prometheus: prometheus_name,
+            }),
+        };
+        let outcomes = site_files::make(&request)?;
+        println!("{}", site_files::report(&outcomes, throwaway_ca));
+        return Ok(());
+    }
     if let Some(Command::Escalations {
         url,
         token_file,
@@ -127,7 +178,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(web_config) = cli.web_config_file {
         config.server.web_config_file = Some(web_config);
     }
-    let transport = koji_tls::Transport::from_web_config(config.server.web_config_file.as_deref())?;
+    let transport = koji_tls::Transport::from_web_config(config.server.web_config_file.as_deref())
+        .map_err(|error| with_how_to_make(error.into()))?;
     let address = cli
         .listen_address
         .unwrap_or_else(|| config.server.listen_address.clone());
@@ -137,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if cli.check_config {
         // Token and TLS files too: a deployment check should fail here, not at start.
-        koji_remediator::Credentials::load(&config)?;
+        koji_remediator::Credentials::load(&config).map_err(with_how_to_make)?;
         println!("{}", check_report(&config));
         return Ok(());
     }
@@ -169,6 +221,37 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("koji-remediator stopped");
     Ok(())
+}
+
+/// An error about a missing TLS file, with the command that makes it (or what to copy
+/// there) added; other errors as they are. (Token files say so themselves.)
+fn with_how_to_make(error: anyhow::Error) -> anyhow::Error {
+    let missing =
+        error
+            .chain()
+            .find_map(|cause| match cause.downcast_ref::<koji_tls::TlsError>() {
+                Some(koji_tls::TlsError::Read { path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    koji_remediator::site_files::how_to_make(path)
+                }
+                _ => None,
+            });
+    let Some(hint) = missing else {
+        return error;
+    };
+    // The chain in one line, each cause once (TlsError's message already holds its source).
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if !text.ends_with(&message) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&message);
+        }
+    }
+    anyhow::anyhow!("{text}; {hint}")
 }
 
 /// What `--check-config` checked, in words: the rules, and on an agent, its policy.

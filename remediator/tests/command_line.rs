@@ -1,4 +1,5 @@
-//! koji-remediator's command line: --help, --version, and refusing to run without a config.
+//! koji-remediator's command line: --help, --version, refusing to run without a config, and
+//! `credentials`, whose files are exactly those the example configurations name.
 
 use std::process::Command;
 
@@ -82,4 +83,96 @@ fn logs_off_a_terminal_have_no_colour_codes() {
     let _ = agent.kill();
     let _ = agent.wait();
     assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+}
+
+/// `koji-remediator credentials` makes every file the three example configurations name
+/// under /etc/koji-remediator (with the example web configurations copied beside them, as
+/// its report says), so each passes `--check-config`; before it ran, `--check-config` names
+/// the missing file and this command.
+#[test]
+fn credentials_make_what_the_examples_name() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = tempfile::tempdir().unwrap();
+    let site = root.path().join("etc/koji-remediator");
+    let binary = env!("CARGO_BIN_EXE_koji-remediator");
+    let install = |name: &str| {
+        let text = std::fs::read_to_string(repo.join("examples").join(name)).unwrap();
+        let path = root.path().join(name);
+        std::fs::write(
+            &path,
+            text.replace("\"/etc/", &format!("\"{}/etc/", root.path().display())),
+        )
+        .unwrap();
+        path
+    };
+    let check = |config: &std::path::Path| {
+        Command::new(binary)
+            .args(["--check-config", "--config.file"])
+            .arg(config)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    let central = install("koji-remediator.toml");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::copy(
+        repo.join("examples/web-config-central.yml"),
+        site.join("web-config-central.yml"),
+    )
+    .unwrap();
+    let before = check(&central);
+    assert!(!before.status.success());
+    let said = String::from_utf8_lossy(&before.stderr);
+    assert!(
+        said.contains(&format!(
+            "cannot read {}/tls/remediator.crt: No such file",
+            site.display()
+        )) && said.contains(&format!(
+            "`koji-remediator credentials --dir {} --throwaway-ca` makes one",
+            site.display()
+        )),
+        "{said}"
+    );
+
+    let made = Command::new(binary)
+        .args(["credentials", "--dir"])
+        .arg(&site)
+        .args(["--oncall", "alice", "--throwaway-ca"])
+        .args(["--central-name", "central.example.org"])
+        .args(["--agent-name", "buildvm-x86-01.example.org"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let report = String::from_utf8_lossy(&made.stdout);
+    assert!(report.contains("web-config-agent.yml"), "{report}");
+    std::fs::copy(
+        repo.join("examples/web-config-agent.yml"),
+        site.join("web-config-agent.yml"),
+    )
+    .unwrap();
+    for example in [
+        "koji-remediator.toml",
+        "koji-remediator-agent.toml",
+        "koji-remediator-hub-agent.toml",
+    ] {
+        let output = check(&install(example));
+        assert!(
+            output.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Run again: everything is kept, nothing overwritten.
+    let token = std::fs::read_to_string(site.join("webhook.token")).unwrap();
+    let again = Command::new(binary)
+        .args(["credentials", "--dir"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("wrote"));
+    assert_eq!(
+        std::fs::read_to_string(site.join("webhook.token")).unwrap(),
+        token
+    );
 }

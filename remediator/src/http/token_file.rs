@@ -51,8 +51,17 @@ fn read(path: &Path) -> Result<(FileIdentity, Arc<str>), String> {
 impl TokenFile {
     /// Reads the token now; `key` names the setting in errors.
     pub fn open(path: &Path, key: &str) -> anyhow::Result<TokenFile> {
-        let (identity, token) =
-            read(path).map_err(|error| anyhow::anyhow!("{key} {}: {error}", path.display()))?;
+        let (identity, token) = read(path).map_err(|error| {
+            let hint = if path.exists() {
+                None
+            } else {
+                crate::site_files::how_to_make(path)
+            };
+            match hint {
+                Some(hint) => anyhow::anyhow!("{key} {}: {error}; {hint}", path.display()),
+                None => anyhow::anyhow!("{key} {}: {error}", path.display()),
+            }
+        })?;
         Ok(TokenFile {
             path: Arc::new(path.to_owned()),
             state: Arc::new(Mutex::new(Loaded { identity, token })),
