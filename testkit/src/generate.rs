@@ -4,9 +4,11 @@
 //! not a round trip each. Values follow fixed formulas of the row number: the same scale
 //! always gives the same data, apart from timestamps relative to `now()`.
 
+use std::sync::LazyLock;
+
 use tokio_postgres::Client;
 
-use crate::populate::ensure_user;
+use crate::populate::{ensure_remediator_user, ensure_user, grant_permission};
 use crate::KojiVersion;
 
 /// How much data to generate.
@@ -43,27 +45,43 @@ const ADD_CHANNELS: &str = "
 INSERT INTO channels (name)
 SELECT 'channel-' || lpad(n::text, 3, '0') FROM generate_series(1, $1::int) n";
 
+/// Builders named as a site names them, numbered per architecture: buildvm-x86-01,
+/// buildvm-a64-01, buildvm-ppc-01, buildvm-s390-01, buildvm-x86-02, ... (the names in
+/// the captured Alertmanager payloads and the README's quick start).
 const ADD_HOST_USERS: &str = "
 INSERT INTO users (name, status, usertype)
-SELECT 'buildvm-' || (ARRAY['x86','a64','ppc','s390'])[1 + n % 4] || '-'
-       || lpad(n::text, 5, '0') || '.example.org', 0, 1
-  FROM generate_series(1, $1::int) n";
+SELECT 'buildvm-' || (ARRAY['x86','a64','ppc','s390'])[1 + (n - 1) % 4] || '-'
+       || lpad(number, greatest(2, length(number)), '0') || '.example.org', 0, 1
+  FROM generate_series(1, $1::int) n,
+       LATERAL (SELECT ((n - 1) / 4 + 1)::text AS number) numbered";
 
-const ADD_HOSTS_PRE_1_16: &str = "
+/// A host's arches, from the architecture in its name.
+const ARCHES_BY_NAME: &str = "CASE split_part(name, '-', 2)
+    WHEN 'x86' THEN 'x86_64 i686' WHEN 'a64' THEN 'aarch64' WHEN 'ppc' THEN 'ppc64le'
+    ELSE 's390x' END";
+
+static ADD_HOSTS_PRE_1_16: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 INSERT INTO host (user_id, name, arches, task_load, capacity, ready, enabled)
-SELECT id, name, (ARRAY['x86_64 i686','aarch64','ppc64le','s390x'])[1 + id % 4],
+SELECT id, name, {ARCHES_BY_NAME},
        (id % 5)::float8, 2 + (id % 7), id % 17 <> 0, id % 31 <> 0
-  FROM users WHERE usertype = 1";
+  FROM users WHERE usertype = 1"
+    )
+});
 
 const ADD_HOSTS: &str = "
 INSERT INTO host (user_id, name, task_load, ready)
 SELECT id, name, (id % 5)::float8, id % 17 <> 0 FROM users WHERE usertype = 1";
 
-const ADD_HOST_CONFIG: &str = "
+static ADD_HOST_CONFIG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 INSERT INTO host_config (host_id, arches, capacity, enabled, creator_id)
-SELECT h.id, (ARRAY['x86_64 i686','aarch64','ppc64le','s390x'])[1 + h.user_id % 4],
-       2 + (h.user_id % 7), h.user_id % 31 <> 0, $1::int
-  FROM host h";
+SELECT id, {ARCHES_BY_NAME}, 2 + (user_id % 7), user_id % 31 <> 0, $1::int
+  FROM host"
+    )
+});
 
 const SET_UPDATE_TIME: &str =
     "UPDATE host SET update_time = now() - make_interval(secs => id % 90)";
@@ -111,19 +129,22 @@ pub async fn generate(
     scale: Scale,
 ) -> Result<(), tokio_postgres::Error> {
     let admin = ensure_user(client, "kojiadmin", 0).await?;
+    grant_permission(client, "kojiadmin", "admin").await?;
+    // koji-remediator's Koji user, as README's setup makes it.
+    ensure_remediator_user(client).await?;
     client
         .execute(ADD_CHANNELS, &[&scale.extra_channels])
         .await?;
     client.execute(ADD_HOST_USERS, &[&scale.hosts]).await?;
     if version.has_host_config() {
         client.execute(ADD_HOSTS, &[]).await?;
-        client.execute(ADD_HOST_CONFIG, &[&admin]).await?;
+        client.execute(ADD_HOST_CONFIG.as_str(), &[&admin]).await?;
         client.execute(ADD_HOST_CHANNELS, &[&admin]).await?;
         if version.has_update_time() {
             client.execute(SET_UPDATE_TIME, &[]).await?;
         }
     } else {
-        client.execute(ADD_HOSTS_PRE_1_16, &[]).await?;
+        client.execute(ADD_HOSTS_PRE_1_16.as_str(), &[]).await?;
         client.execute(ADD_HOST_CHANNELS_PRE_1_16, &[]).await?;
     }
     client

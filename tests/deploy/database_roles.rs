@@ -355,3 +355,36 @@ fn firing(labels: &[(&str, &str)], fingerprint: &str, starts_at: &str) -> String
     })
     .to_string()
 }
+
+/// The central example's `[hub]` comment lists the same grants as README's tested SQL:
+/// every role, table and sequence granted to koji_remediator there is named in it.
+#[test]
+fn the_example_names_the_readme_grants() {
+    let sql = readme_sql("hub");
+    let remediator_grants: String = sql
+        .split(';')
+        .filter(|statement| statement.contains("GRANT") && statement.contains("koji_remediator"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/koji-remediator.toml")).unwrap();
+    let hub_comment: String = example
+        .lines()
+        .skip_while(|line| line.trim() != "[hub]")
+        .take_while(|line| line.starts_with('#') || line.trim() == "[hub]")
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut named = 0;
+    for word in remediator_grants
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.contains('_') || word.chars().all(|c| c.is_ascii_lowercase()))
+        .filter(|word| !word.is_empty() && *word != "koji_remediator" && *word != "koji")
+    {
+        assert!(
+            hub_comment.contains(word),
+            "README grants {word} to koji_remediator; the example's [hub] comment does not say so: {hub_comment}"
+        );
+        named += 1;
+    }
+    assert!(named >= 10, "{remediator_grants}");
+}
