@@ -31,6 +31,8 @@ pub struct Config {
     pub collectors: BTreeMap<String, bool>,
     /// The hub database.
     pub database: DatabaseConfig,
+    /// The hub's XML-RPC endpoint, probed by the `koji_hub` collector.
+    pub hub: HubConfig,
     /// Where the local collectors find the kernel's views.
     pub paths: PathsConfig,
     /// The file systems to watch.
@@ -215,6 +217,34 @@ impl WebConfig {
     }
 }
 
+/// The hub a stock Koji install serves on its own host.
+pub const DEFAULT_HUB_URL: &str = "http://localhost/kojihub";
+
+/// `[hub]`: the hub's XML-RPC endpoint, which the `koji_hub` collector calls.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// The XML-RPC URL (`http://` or `https://`), as builders' `server` setting names it.
+    pub url: String,
+    /// A probe not answered within this counts as the hub down (also bounded by the
+    /// scrape's own deadline).
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// CA certificates (PEM) for an `https://` hub whose certificate the system's roots
+    /// do not cover.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            url: DEFAULT_HUB_URL.into(),
+            probe_timeout: Duration::from_secs(5),
+            ca_file: None,
+        }
+    }
+}
+
 /// `[database]`: the Koji hub's PostgreSQL.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -294,6 +324,23 @@ impl Config {
         }
         if self.web.scrape_timeout.is_zero() {
             return Err(invalid("web.scrape_timeout", "must be more than 0".into()));
+        }
+        if !(self.hub.url.starts_with("http://") || self.hub.url.starts_with("https://")) {
+            return Err(invalid(
+                "hub.url",
+                format!("{:?} is not an http(s) URL", self.hub.url),
+            ));
+        }
+        if self.hub.probe_timeout.is_zero() {
+            return Err(invalid("hub.probe_timeout", "must be more than 0".into()));
+        }
+        if let Some(ca_file) = &self.hub.ca_file {
+            if let Err(error) = std::fs::read(ca_file) {
+                return Err(invalid(
+                    "hub.ca_file",
+                    format!("cannot read {}: {error}", ca_file.display()),
+                ));
+            }
         }
         if self.web.header_read_timeout.is_zero() {
             return Err(invalid(

@@ -192,7 +192,7 @@ fn check_config_validates_and_exits() {
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("koji_db, koji_hosts, koji_tasks, pg_stat_activity"),
+        stdout.contains("koji_db, koji_hub, koji_hosts, koji_tasks, pg_stat_activity"),
         "{stdout}"
     );
 

@@ -1,4 +1,6 @@
-//! `koji_db`: whether the hub database answers, and which Koji schema layout it has.
+//! `koji_db`: whether the hub database answers, which Koji schema layout it has, and when
+//! its server started (`pg_postmaster_start_time()`: "the database restarted after the hub
+//! or the builders last connected" is then a query).
 //!
 //! This collector succeeds whenever it can say something: a database that is down is a
 //! measurement (`koji_db_up 0`), not a collector failure. It gives itself a little less than
@@ -19,6 +21,9 @@ pub struct LayoutLabels {
     pub layout: String,
 }
 
+/// The database server's start time, in seconds since the epoch.
+const SERVER_STARTED: &str = "SELECT extract(epoch FROM pg_postmaster_start_time())::float8";
+
 const DB_UP_HELP: &str = "Whether the Koji hub database answered this scrape (1) or not (0).";
 
 /// Reports `koji_db_up` and, when up, `koji_hub_schema_info`.
@@ -29,14 +34,27 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let budget = remaining - (remaining / 10).min(std::time::Duration::from_millis(250));
     let probe = async {
         let client = hub.client().await?;
-        hub.detect_layout(&client).await
+        let layout = hub.detect_layout(&client).await?;
+        let rows = client
+            .query(SERVER_STARTED, &[])
+            .await
+            .map_err(crate::hub_database::HubDatabaseError::from)?;
+        let started: Option<f64> = rows.first().map(|row| row.get(0));
+        Ok::<_, crate::hub_database::HubDatabaseError>((layout, started))
     };
     let outcome = tokio::time::timeout(budget, probe).await;
     let mut families = Families::new();
     match outcome {
-        Ok(Ok(layout)) => {
+        Ok(Ok((layout, started))) => {
             log_transition(true, layout.label());
             families.push(Gauges::single("koji_db_up", DB_UP_HELP, 1.0));
+            if let Some(started) = started {
+                families.push(Gauges::single(
+                    "koji_db_server_start_time_seconds",
+                    "When the hub database's server (postmaster) started, in seconds since the epoch.",
+                    started,
+                ));
+            }
             families.push(
                 Infos::new(
                     "koji_hub_schema_info",

@@ -3,7 +3,8 @@
 //!
 //! | collector          | default | reads (hub: the Koji database; local: this machine) |
 //! |--------------------|---------|---------------------------------------------------|
-//! | `koji_db`          | on      | hub database reachability and schema layout       |
+//! | `koji_db`          | on      | hub database reachability, schema layout, server start time |
+//! | `koji_hub`         | on      | whether the hub answers an XML-RPC call that reads its database |
 //! | `koji_hosts`       | on      | `host` / `host_config`, `host_channels`, tasks per host |
 //! | `koji_tasks`       | on      | the active task queue per channel                 |
 //! | `pg_stat_activity` | on      | connections by user and state, connection slots   |
@@ -18,6 +19,7 @@ pub mod error;
 pub mod filesystems;
 pub mod koji_db;
 pub mod koji_hosts;
+pub mod koji_hub;
 pub mod koji_tasks;
 pub mod pg_stat_activity;
 pub mod services;
@@ -44,6 +46,7 @@ impl CollectorId {
     pub async fn collect(self, context: &CollectContext) -> Result<Families, CollectError> {
         match self {
             CollectorId::KojiDb => koji_db::collect(context).await,
+            CollectorId::KojiHub => koji_hub::collect(context).await,
             CollectorId::KojiHosts => koji_hosts::collect(context).await,
             CollectorId::KojiTasks => koji_tasks::collect(context).await,
             CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
@@ -75,6 +78,8 @@ pub struct CollectContext {
 pub struct CollectorState {
     /// `statvfs` probes, with the paths whose probe is still stuck.
     pub statfs: StatfsProbe,
+    /// The hub probe's HTTP client (or why `hub.ca_file` could not make one), built once.
+    pub hub_client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     /// Watched paths already logged as missing, so each is logged once.
     pub missing_paths: Mutex<HashSet<PathBuf>>,
     /// The latest build-directory scans.

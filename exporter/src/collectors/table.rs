@@ -5,8 +5,10 @@
 /// A collector, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CollectorId {
-    /// `koji_db_up`, `koji_hub_schema_info`.
+    /// `koji_db_up`, `koji_hub_schema_info`, `koji_db_server_start_time_seconds`.
     KojiDb,
+    /// `koji_hub_up`: the hub's XML-RPC answers.
+    KojiHub,
     /// Per-host capacity, load, readiness, channels and tasks.
     KojiHosts,
     /// The active task queue.
@@ -39,7 +41,14 @@ const TABLE: &[CollectorEntry] = &[
         name: "koji_db",
         enabled_by_default: true,
         needs_database: true,
-        help: "hub database reachability and Koji schema layout",
+        help: "hub database reachability, Koji schema layout, database server start time",
+    },
+    CollectorEntry {
+        id: CollectorId::KojiHub,
+        name: "koji_hub",
+        enabled_by_default: true,
+        needs_database: false,
+        help: "whether the hub answers an XML-RPC call that reads its database (getLastEvent)",
     },
     CollectorEntry {
         id: CollectorId::KojiHosts,
