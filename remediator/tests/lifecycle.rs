@@ -17,6 +17,7 @@ action = "lower_capacity"
 policy = "auto"
 cooldown = "1h"
 restore_on_resolve = true
+restore_after = "0s"
 params = { step = 1.0, floor = 2.0 }
 "#;
 

@@ -18,6 +18,7 @@ action = "lower_capacity"
 policy = "auto"
 cooldown = "0s"
 restore_on_resolve = true
+restore_after = "0s"
 params = { step = 1.0, floor = 2.5 }
 "#;
 

@@ -442,6 +442,10 @@ impl Default for GuardsConfig {
     }
 }
 
+fn default_restore_after() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
 /// One runbook rule.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -466,6 +470,14 @@ pub struct Rule {
     /// When the alert resolves, undo the change (actions that can, e.g. `lower_capacity`).
     #[serde(default)]
     pub restore_on_resolve: bool,
+    /// With `restore_on_resolve`: how long the target must stay quiet (no alert of the
+    /// action on it firing, no restore on it) before one change is undone. Changes are
+    /// undone one at a time, the latest first, each after its own quiet period: the
+    /// lowering is what resolved the alert, so undoing it at once would bring the symptom
+    /// back. `0s` undoes as soon as the alert resolves (still never while another alert of
+    /// the action fires for the target).
+    #[serde(default = "default_restore_after", with = "humantime_serde")]
+    pub restore_after: Duration,
     /// Action parameters, checked by the action.
     #[serde(default)]
     pub params: toml::Table,

@@ -14,7 +14,7 @@ use tokio_postgres::types::Json;
 
 use super::{Journal, JournalError};
 use crate::alertmanager::{AlertStatus, Payload};
-use crate::lifecycle::{next, Decision, Event, NoticeReason, RunState};
+use crate::lifecycle::{next, Decision, Event, NoticeReason, RunKind, RunState};
 use crate::runbook::AlertDecision;
 
 /// A run this delivery claimed, for the executor to start (or plan, for an escalation).
@@ -42,6 +42,12 @@ INSERT INTO koji_remediator.action_runs
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (fingerprint, starts_at, action, kind) DO NOTHING
 RETURNING id";
+
+/// Pending restores of the target are looked at again: a firing alert holds them, a
+/// resolution may release them (see [`super::restore_wait`]).
+const RECONSIDER_RESTORES: &str = "
+UPDATE koji_remediator.action_runs SET not_before = NULL
+ WHERE action = $1 AND target = $2 AND kind = $3 AND state = $4 AND not_before IS NOT NULL";
 
 const EXPIRE_WAITING: &str = "
 UPDATE koji_remediator.action_runs
@@ -109,6 +115,19 @@ impl Journal {
             let labels = Json(&alert.labels);
             let mut verdict = decision.decision;
             let mut detail = decision.detail.clone();
+            if let Some(run) = &decision.run {
+                transaction
+                    .execute(
+                        RECONSIDER_RESTORES,
+                        &[
+                            &run.action.name(),
+                            &run.target,
+                            &RunKind::Restore.name(),
+                            &RunState::Pending.name(),
+                        ],
+                    )
+                    .await?;
+            }
             if let (Some(run), Some(rule)) = (&decision.run, &decision.rule) {
                 let ended = alert.status == AlertStatus::Firing
                     && transaction

@@ -134,4 +134,15 @@ CREATE TABLE koji_remediator.notices (
 CREATE INDEX notices_due ON koji_remediator.notices (next_attempt_at) WHERE state = 'pending';
 ",
     ),
+    (
+        5,
+        "
+-- Restores wait until their target has been quiet for the rule's restore_after: a pending
+-- run is not tried again before not_before ('infinity' while an alert of the action fires
+-- for the target; reset whenever a delivery concerns the target).
+ALTER TABLE koji_remediator.action_runs ADD COLUMN not_before timestamptz;
+CREATE INDEX action_runs_pending ON koji_remediator.action_runs (action, id)
+    WHERE state = 'pending';
+",
+    ),
 ];

@@ -108,7 +108,8 @@ pub enum Start {
     AtCap,
     /// Held back and ended as skipped (journaled), with why.
     Held(Hold, String),
-    /// A restore waits for its apply run to end: it stays pending.
+    /// A restore waits for its apply run to end, or for its target to be quiet: it stays
+    /// pending.
     Waiting,
     /// Not pending (any more): another replica took it, or it is gone.
     NotPending,
@@ -211,13 +212,15 @@ impl Journal {
     /// across replicas and no run of it acted on the same target within `cooldown`
     /// (restores are never held back by the cooldown: they undo). A fix whose alert
     /// occurrence resolved meanwhile is skipped; a restore waits until the fix it undoes
-    /// has ended.
+    /// has ended, and then until its target has been quiet for `restore_after`
+    /// (see [`super::restore_wait`]).
     pub async fn start(
         &self,
         id: i64,
         lease: &Lease,
         cap: usize,
         cooldown: Duration,
+        restore_after: Duration,
     ) -> Result<Start, JournalError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
@@ -256,6 +259,18 @@ impl Journal {
                     .await?
                     .get(0);
                 if unfinished {
+                    return Ok(Start::Waiting);
+                }
+                if let Some(wait) = self.restore_wait(&transaction, &run, restore_after).await? {
+                    transaction
+                        .execute(
+                            "UPDATE koji_remediator.action_runs
+                                SET not_before = coalesce($2, 'infinity'::timestamptz), outcome = $3
+                              WHERE id = $1",
+                            &[&id, &wait.until, &wait.reason],
+                        )
+                        .await?;
+                    transaction.commit().await?;
                     return Ok(Start::Waiting);
                 }
                 None
@@ -474,7 +489,9 @@ impl Journal {
             .query(
                 "SELECT p.id FROM (
                         SELECT id, action, row_number() OVER (PARTITION BY action ORDER BY id) AS n
-                          FROM koji_remediator.action_runs WHERE state = $1) p
+                          FROM koji_remediator.action_runs
+                         WHERE state = $1
+                           AND (not_before IS NULL OR not_before <= clock_timestamp())) p
                   WHERE p.n <= $2
                     AND (SELECT count(*) FROM koji_remediator.action_runs r
                           WHERE r.action = p.action AND r.state IN ($3, $4)

@@ -248,6 +248,7 @@ impl Executor {
                 &self.inner.lease,
                 config.guards.max_concurrent_per_action,
                 config.cooldown(rule),
+                rule.restore_after,
             )
             .await?;
         let run = match start {
