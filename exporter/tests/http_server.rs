@@ -66,6 +66,50 @@ async fn router_serves_metrics_health_and_content_types() {
     assert!(!String::from_utf8_lossy(&body).contains("# EOF"));
 }
 
+/// Prometheus asks for gzip on every scrape (`Accept-Encoding: gzip`): the answer is
+/// compressed, and decompressed it is the same exposition; a scraper that does not ask gets
+/// it uncompressed.
+#[tokio::test]
+async fn metrics_are_gzipped_when_asked_and_only_then() {
+    use std::io::Read;
+    let config = support::config_for(&dead_database_url(), Duration::from_secs(2));
+    let app = koji_exporter::server::app(support::hub_scraper(config));
+    let openmetrics = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let request = Request::get("/metrics")
+        .header(header::ACCEPT, openmetrics)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+    let compressed = response.into_body().collect().await.unwrap().to_bytes();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(
+        support::value(&support::parse(&text), "koji_db_up", &[]),
+        0.0
+    );
+    assert!(
+        compressed.len() * 3 < text.len(),
+        "{} bytes compressed from {}",
+        compressed.len(),
+        text.len()
+    );
+
+    let request = Request::get("/metrics")
+        .header(header::ACCEPT, openmetrics)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert!(response.headers().get(header::CONTENT_ENCODING).is_none());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
+}
+
 struct Exporter(Child);
 
 impl Drop for Exporter {
