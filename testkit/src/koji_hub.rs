@@ -25,6 +25,17 @@ pub const ADMIN: &str = "admin";
 /// The first administrator's password.
 pub const ADMIN_PASSWORD: &str = "admin-password";
 
+/// A builder's check-in as kojid makes it: log in, take the exclusive session, report load
+/// and readiness through `host.updateHost` (argv: url, host, password).
+const CHECK_IN: &str = "import sys, koji
+url, user, password = sys.argv[1:4]
+session = koji.ClientSession(url, {'user': user, 'password': password})
+session.login()
+session.exclusiveSession(force=True)
+session.host.updateHost(0.0, True)
+session.logout()
+";
+
 /// Where Koji's hub for tests lives.
 pub fn koji_hub_dir() -> anyhow::Result<PathBuf> {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -53,6 +64,8 @@ pub struct KojiHub {
     /// A superuser connection to the hub's database.
     client: tokio_postgres::Client,
     server: Child,
+    /// The command line that serves it (`/usr/bin/python3 serve --db ... --port ...`).
+    command: Vec<String>,
     /// The unpacked source, for the `koji` command line, and its client configuration.
     work: tempfile::TempDir,
 }
@@ -96,17 +109,33 @@ impl KojiHub {
 
         let port = free_port()?;
         let (pg_host, pg_port, pg_user) = connection_parts(&db.url);
-        let mut command = Command::new("/usr/bin/python3");
-        command
-            .arg(dir.join("serve"))
-            .args(["--db", &db.name, "--port", &port.to_string()])
-            .args(["--pg-host", &pg_host, "--pg-port", &pg_port])
-            .args(["--db-user", &pg_user])
-            .arg("--koji-dir")
-            .arg(work.path().join("mnt-koji"));
+        let mut words = vec![
+            "/usr/bin/python3".to_owned(),
+            dir.join("serve").display().to_string(),
+        ];
+        words.extend(
+            [
+                "--db",
+                &db.name,
+                "--port",
+                &port.to_string(),
+                "--pg-host",
+                &pg_host,
+                "--pg-port",
+                &pg_port,
+                "--db-user",
+                &pg_user,
+            ]
+            .map(str::to_owned),
+        );
+        words.push("--koji-dir".to_owned());
+        words.push(work.path().join("mnt-koji").display().to_string());
         for option in hub_options {
-            command.args(["--hub-option", option]);
+            words.push("--hub-option".to_owned());
+            words.push((*option).to_owned());
         }
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]);
         let mut server = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -142,6 +171,7 @@ impl KojiHub {
             client: crate::test_db::connect(&db.url).await?,
             url,
             server,
+            command: words,
             work,
         };
         let version = hub.koji_anonymous(&["version"]).await?;
@@ -198,9 +228,55 @@ impl KojiHub {
         Ok(())
     }
 
-    /// Whether the server process is still running.
+    /// Checks in as the builder `host` (its Koji user's password set with
+    /// [`KojiHub::set_password`]), as kojid does: Koji records the time in `host.update_time`.
+    pub async fn check_in(&self, host: &str, password: &str) -> anyhow::Result<()> {
+        let source = self.work.path().join("koji");
+        run(Command::new("/usr/bin/python3")
+            .env("PYTHONPATH", &source)
+            .args(["-c", CHECK_IN, &self.url, host, password]))
+        .await?;
+        Ok(())
+    }
+
+    /// [`KojiHub::check_in`] as a shell command line, for a test's scripts.
+    pub fn check_in_command_line(&self, host: &str, password: &str) -> String {
+        format!(
+            "env PYTHONPATH='{}' /usr/bin/python3 -c \"{CHECK_IN}\" '{}' '{host}' '{password}'",
+            self.work.path().join("koji").display(),
+            self.url
+        )
+    }
+
+    /// Whether the server process started here is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.server.try_wait(), Ok(None))
+    }
+
+    /// Kills the server process started here (as a crash would) and waits for it.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.server.kill().await?;
+        Ok(())
+    }
+
+    /// The command line that serves this hub again on the same port and database, for a
+    /// test's restart script (each word shell-quoted).
+    pub fn serve_command_line(&self) -> String {
+        self.command
+            .iter()
+            .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The `koji` command line logged in as `user`, for a test's scripts (shell-quoted).
+    pub fn koji_command_line(&self, user: &str, password: &str) -> String {
+        let source = self.work.path().join("koji");
+        format!(
+            "env PYTHONPATH='{src}' /usr/bin/python3 '{src}/cli/koji' -c '{conf}' --user '{user}' --password '{password}'",
+            src = source.display(),
+            conf = self.work.path().join("koji.conf").display(),
+        )
     }
 }
 
