@@ -233,6 +233,91 @@ attempts = 1
     assert!(text.contains("did not answer"), "{text}");
 }
 
+/// The runbook: with PostgreSQL down, restarting Koji would not help. Nothing is
+/// restarted; the run fails and on-call gets its notice.
+#[tokio::test]
+async fn nothing_is_restarted_while_the_database_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("restarts.log");
+    let hub_agent = start_agent(d, "hub.example.org").await;
+    let health = hub_health(d.join("up")).await;
+    std::fs::write(d.join("up"), "").unwrap();
+    std::fs::write(
+        d.join("restart"),
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
+    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    let (notices_url, notices) = notice_sink().await;
+    let rules = format!(
+        r#"
+[notify]
+webhook_url = "{notices_url}"
+
+[[rule]]
+name = "restart-koji"
+alertname = "KojiHubNotAnswering"
+action = "restart_services"
+policy = "auto"
+params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s" }}
+
+[forwarding]
+token_file = "{d}/central.token"
+actions = []
+attempts = 1
+
+[forwarding.agents]
+"hub.example.org" = "{hub_agent}"
+"#,
+        d = d.display()
+    );
+    // The hub database the remediator is configured with: nothing listens there.
+    let hub = koji_testkit::TestDb::koji("restart_db_down", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let journal = koji_testkit::TestDb::empty("restart_db_down_journal")
+        .await
+        .unwrap();
+    let dead = "host=127.0.0.1 port=9 user=postgres dbname=koji connect_timeout=1";
+    let remediator = Remediator::start_on(hub, dead, journal.url.clone(), &rules).await;
+    let labels = [("alertname", "KojiHubNotAnswering")];
+    remediator
+        .post(&payload(
+            false,
+            &labels,
+            "9999999999999999",
+            "2026-11-30T05:00:00Z",
+        ))
+        .await;
+    let runs = remediator.finished_runs(1).await;
+    assert_eq!(runs[0]["state"], "failed", "{runs:#?}");
+    assert_eq!(runs[0]["effect"], "none", "{runs:#?}");
+    let outcome = runs[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("restarting Koji would not help, nothing restarted"),
+        "{outcome}"
+    );
+    assert!(!log.exists(), "nothing was restarted");
+    for _ in 0..100 {
+        if !notices.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let received = notices.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(
+        received[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("restarting Koji would not help"),
+        "{received:?}"
+    );
+    drop(journal);
+}
+
 /// A webhook that keeps every notice it receives.
 async fn notice_sink() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
     let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();

@@ -97,6 +97,10 @@ pub enum ActionError {
     /// A stored plan's parameters no longer parse.
     #[error("bad parameters: {0}")]
     Params(String),
+    /// The fix must not run in the world as it is, and someone must look (the run fails,
+    /// and on-call gets its notice).
+    #[error("{0}")]
+    NeedsHuman(String),
 }
 
 impl ActionError {
@@ -235,7 +239,7 @@ impl ActionKind {
             }
             ActionKind::RestartServices => {
                 let params = restart_services::Params::from_table(params).map_err(bad)?;
-                Ok(restart_services::plan(context, &params))
+                restart_services::plan(context, &params).await
             }
             // Configuration allows escalate only with the notify policy, which never runs.
             ActionKind::Escalate => Ok(Planned::Refused(

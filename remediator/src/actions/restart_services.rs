@@ -92,23 +92,39 @@ pub struct OrderedRestartPlan {
 }
 
 /// Plans the ordered restart (it needs agents and the hub database).
-pub fn plan(context: &ActionContext, params: &Params) -> Planned {
+pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, ActionError> {
     if context.forwarder.is_none() {
-        return Planned::Refused("restart_services needs [forwarding] to reach the agents".into());
+        return Ok(Planned::Refused(
+            "restart_services needs [forwarding] to reach the agents".into(),
+        ));
     }
     if context.hub.is_none() {
-        return Planned::Refused(
+        return Ok(Planned::Refused(
             "restart_services needs the hub database to see which builders reconnected".into(),
-        );
+        ));
     }
-    Planned::Change(Plan::RestartServices(OrderedRestartPlan {
+    database_answers(context).await?;
+    Ok(Planned::Change(Plan::RestartServices(OrderedRestartPlan {
         hub_host: params.hub_host.clone(),
         hub_services: params.hub_services.clone(),
         hub_health_url: params.hub_health_url.clone(),
         hub_wait_seconds: params.hub_wait.as_secs_f64(),
         builder_grace_seconds: params.builder_grace.as_secs_f64(),
         builder_service: params.builder_service.clone(),
-    }))
+    })))
+}
+
+/// The runbook: if PostgreSQL is down, restarting Koji does not help; bring it back first.
+/// Checked when planning and again before the first restart (an approved plan may run
+/// later): the run fails with its notice to on-call, nothing is restarted on a guess.
+async fn database_answers(context: &ActionContext) -> Result<(), ActionError> {
+    match context.hub_client().await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(ActionError::NeedsHuman(format!(
+            "the hub database does not answer ({error}): restarting Koji would not help, \
+             nothing restarted; bring PostgreSQL back first"
+        ))),
+    }
 }
 
 /// A body for the hub's XML-RPC `getAPIVersion`.
@@ -215,6 +231,7 @@ impl OrderedRestartPlan {
     pub async fn apply(&self, context: &ActionContext, run: i64) -> Result<String, ActionError> {
         let params = self.params();
         let failed = |step: String| ActionError::NotVerified(step);
+        database_answers(context).await?;
         let restarted_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
