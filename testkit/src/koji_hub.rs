@@ -74,6 +74,16 @@ impl KojiHub {
     /// Fills `db` (empty) with Koji's schema and the first administrator, and serves the
     /// hub on it. `hub_options` are extra `[hub]` settings (`KEY=VALUE`).
     pub async fn start(db: &TestDb, hub_options: &[&str]) -> anyhow::Result<KojiHub> {
+        KojiHub::start_on(&db.url, &db.name, hub_options).await
+    }
+
+    /// [`KojiHub::start`] on any empty database: `database_url` (key=value, as the superuser)
+    /// naming the database `name`, e.g. one of a [`crate::TempCluster`] a test restarts.
+    pub async fn start_on(
+        database_url: &str,
+        name: &str,
+        hub_options: &[&str],
+    ) -> anyhow::Result<KojiHub> {
         let dir = koji_hub_dir()?;
         let work = tempfile::tempdir()?;
         let tarball = std::fs::read_dir(&dir)?
@@ -101,14 +111,14 @@ impl KojiHub {
                 .arg("-v")
                 .arg("ON_ERROR_STOP=1")
                 .arg("-d")
-                .arg(&db.url)
+                .arg(database_url)
                 .arg("-f")
                 .arg(&sql))
             .await?;
         }
 
         let port = free_port()?;
-        let (pg_host, pg_port, pg_user) = connection_parts(&db.url);
+        let (pg_host, pg_port, pg_user) = connection_parts(database_url);
         let mut words = vec![
             "/usr/bin/python3".to_owned(),
             dir.join("serve").display().to_string(),
@@ -116,7 +126,7 @@ impl KojiHub {
         words.extend(
             [
                 "--db",
-                &db.name,
+                name,
                 "--port",
                 &port.to_string(),
                 "--pg-host",
@@ -168,7 +178,7 @@ impl KojiHub {
             format!("[koji]\nserver = {url}\nauthtype = password\n"),
         )?;
         let hub = KojiHub {
-            client: crate::test_db::connect(&db.url).await?,
+            client: crate::test_db::connect(database_url).await?,
             url,
             server,
             command: words,

@@ -7,13 +7,14 @@
 //! gives builders a grace period, and has kojid restarted only on the builder that stayed
 //! silent: builder A checks in again by itself (through `host.updateHost`, as kojid
 //! does), builder B does not, builder C is disabled in Koji. The agents are real
-//! koji-remediator processes whose restart commands record what they were asked.
+//! koji-remediator processes whose restart commands record what they were asked. And the
+//! other case: a database restart the hub recovers from by itself restarts nothing.
 
 use std::time::{Duration, Instant};
 
 use koji_e2e::{
     alert_active, free_port, get_json, start_alertmanager, start_binary, start_central_remediator,
-    start_prometheus, wait_for, Central, Process,
+    start_prometheus_with_for, wait_for, Central, Process,
 };
 use koji_testkit::{KojiHub, TestDb};
 
@@ -59,6 +60,156 @@ fn start_agent(d: &std::path::Path, host: &str) -> (Process, u16) {
     )
 }
 
+/// The running parts of a loop.
+struct Loop {
+    processes: Vec<Process>,
+    prom: String,
+    journal_url: String,
+    client: reqwest::Client,
+}
+
+impl Loop {
+    fn all(&self) -> Vec<&Process> {
+        self.processes.iter().collect()
+    }
+
+    async fn wait_for_hub_up(&self, want: &str, what: &str) {
+        wait_for(what, Duration::from_secs(60), &self.all(), || async {
+            let body = get_json(
+                &self.client,
+                &format!("{}/api/v1/query?query=koji_hub_up", self.prom),
+                None,
+            )
+            .await?;
+            (body["data"]["result"][0]["value"][1] == want).then_some(())
+        })
+        .await;
+    }
+
+    /// `koji_db_server_start_time_seconds` as Prometheus has it now (0 before it has one).
+    async fn database_start_time(&self) -> f64 {
+        let body = get_json(
+            &self.client,
+            &format!(
+                "{}/api/v1/query?query=koji_db_server_start_time_seconds",
+                self.prom
+            ),
+            None,
+        )
+        .await;
+        body.and_then(|body| body["data"]["result"][0]["value"][1].as_str()?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    async fn runs(&self) -> Option<Vec<serde_json::Value>> {
+        let runs = get_json(&self.client, &self.journal_url, Some(API_TOKEN)).await?;
+        runs.as_array().cloned()
+    }
+}
+
+/// Everything but the hub: the three agents, koji-exporter on the hub's database and
+/// XML-RPC, the central remediator with the example runbook's rule (automatic here),
+/// Alertmanager, and Prometheus with the real rules (`for:` set to `for_override`);
+/// returns once Prometheus sees the hub up.
+async fn start_loop(
+    d: &std::path::Path,
+    hub: &KojiHub,
+    hub_db_url: &str,
+    journal_url: &str,
+    for_override: &str,
+) -> Loop {
+    std::fs::write(d.join("forwarding.token"), FORWARD_TOKEN).unwrap();
+    let (hub_agent, hub_agent_port) = start_agent(d, HUB_HOST);
+    let (agent_a, agent_a_port) = start_agent(d, BUILDERS[0]);
+    let (agent_b, agent_b_port) = start_agent(d, BUILDERS[1]);
+
+    // koji-exporter on the hub: its database and its XML-RPC.
+    let exporter_port = free_port();
+    std::fs::write(
+        d.join("exporter.toml"),
+        format!(
+            "[web]\nscrape_timeout = \"5s\"\n[database]\nurl = \"{}\"\npool_size = 4\n\
+             [hub]\nurl = \"{}\"\nprobe_timeout = \"2s\"\n\
+             [collectors]\nkoji_db = true\nkoji_hub = true\nkoji_hosts = true\nkoji_tasks = false\n\
+             pg_stat_activity = false\nbuilder_health = false\nfilesystems = false\n\
+             services = false\nbuilddirs = false\n",
+            hub_db_url, hub.url
+        ),
+    )
+    .unwrap();
+    let exporter = start_binary(
+        d,
+        "koji-exporter",
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
+        &[],
+    );
+
+    // The central remediator with the example runbook's rule, automatic here.
+    let central = Central {
+        webhook_token: WEBHOOK_TOKEN,
+        api_token: API_TOKEN,
+        journal_url,
+        hub_url: hub_db_url,
+    };
+    let d_text = d.display().to_string();
+    let (remediator, remediator_port) = start_central_remediator(
+        d,
+        &central,
+        "",
+        &format!(
+            r#"
+[[rule]]
+name = "hub-not-answering"
+alertname = "KojiHubNotAnswering"
+action = "restart_services"
+policy = "auto"
+cooldown = "30m"
+params = {{ hub_host = "{HUB_HOST}", hub_health_url = "{hub_url}", hub_wait = "60s", builder_grace = "3s" }}
+
+[forwarding]
+token_file = "{d_text}/forwarding.token"
+actions = []
+attempts = 1
+
+[forwarding.agents]
+"{HUB_HOST}" = "http://127.0.0.1:{hub_agent_port}"
+"{a}" = "http://127.0.0.1:{agent_a_port}"
+"{b}" = "http://127.0.0.1:{agent_b_port}"
+"#,
+            hub_url = hub.url,
+            a = BUILDERS[0],
+            b = BUILDERS[1],
+        ),
+    );
+    let (alertmanager, am_port) = start_alertmanager(
+        d,
+        &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),
+        &d.join("webhook.token"),
+    );
+    let (prometheus, prom) =
+        start_prometheus_with_for(d, &[("koji-hub", exporter_port)], am_port, for_override);
+    let running = Loop {
+        processes: vec![
+            exporter,
+            remediator,
+            alertmanager,
+            prometheus,
+            hub_agent,
+            agent_a,
+            agent_b,
+        ],
+        prom,
+        journal_url: format!("http://127.0.0.1:{remediator_port}/api/v1/journal"),
+        client: reqwest::Client::new(),
+    };
+    running
+        .wait_for_hub_up("1", "Prometheus to see the hub up")
+        .await;
+    running
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_hub_is_restarted_first_then_only_the_silent_builder() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,122 +252,19 @@ async fn a_dead_hub_is_restarted_first_then_only_the_silent_builder() {
     .unwrap();
     koji_testkit::mounts::run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
     std::fs::write(d.join("forwarding.token"), FORWARD_TOKEN).unwrap();
-    let (hub_agent, hub_agent_port) = start_agent(d, HUB_HOST);
-    let (agent_a, agent_a_port) = start_agent(d, BUILDERS[0]);
-    let (agent_b, agent_b_port) = start_agent(d, BUILDERS[1]);
-
-    // koji-exporter on the hub: its database and its XML-RPC.
-    let exporter_port = free_port();
-    std::fs::write(
-        d.join("exporter.toml"),
-        format!(
-            "[web]\nscrape_timeout = \"5s\"\n[database]\nurl = \"{}\"\npool_size = 4\n\
-             [hub]\nurl = \"{}\"\nprobe_timeout = \"2s\"\n\
-             [collectors]\nkoji_db = true\nkoji_hub = true\nkoji_hosts = true\nkoji_tasks = false\n\
-             pg_stat_activity = false\nbuilder_health = false\nfilesystems = false\n\
-             services = false\nbuilddirs = false\n",
-            hub_db.url, hub.url
-        ),
-    )
-    .unwrap();
-    let exporter = start_binary(
-        d,
-        "koji-exporter",
-        "koji-exporter",
-        "exporter.toml",
-        exporter_port,
-        &[],
-    );
-
-    // The central remediator with the example runbook's rule, automatic here.
-    let central = Central {
-        webhook_token: WEBHOOK_TOKEN,
-        api_token: API_TOKEN,
-        journal_url: &journal.url,
-        hub_url: &hub_db.url,
-    };
-    let d_text = d.display().to_string();
-    let (remediator, remediator_port) = start_central_remediator(
-        d,
-        &central,
-        "",
-        &format!(
-            r#"
-[[rule]]
-name = "hub-not-answering"
-alertname = "KojiHubNotAnswering"
-action = "restart_services"
-policy = "auto"
-cooldown = "30m"
-params = {{ hub_host = "{HUB_HOST}", hub_health_url = "{hub_url}", hub_wait = "60s", builder_grace = "3s" }}
-
-[forwarding]
-token_file = "{d_text}/forwarding.token"
-actions = []
-attempts = 1
-
-[forwarding.agents]
-"{HUB_HOST}" = "http://127.0.0.1:{hub_agent_port}"
-"{a}" = "http://127.0.0.1:{agent_a_port}"
-"{b}" = "http://127.0.0.1:{agent_b_port}"
-"#,
-            hub_url = hub.url,
-            a = BUILDERS[0],
-            b = BUILDERS[1],
-        ),
-    );
-    let (alertmanager, am_port) = start_alertmanager(
-        d,
-        &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),
-        &d.join("webhook.token"),
-    );
-    let (prometheus, prom) = start_prometheus(d, &[("koji-hub", exporter_port)], am_port);
-    let all = [
-        &exporter,
-        &remediator,
-        &alertmanager,
-        &prometheus,
-        &hub_agent,
-        &agent_a,
-        &agent_b,
-    ];
-    let client = reqwest::Client::new();
-    let hub_up = |want: &'static str| {
-        let client = client.clone();
-        let prom = prom.clone();
-        move || {
-            let client = client.clone();
-            let prom = prom.clone();
-            async move {
-                let body = get_json(
-                    &client,
-                    &format!("{prom}/api/v1/query?query=koji_hub_up"),
-                    None,
-                )
-                .await?;
-                (body["data"]["result"][0]["value"][1] == want).then_some(())
-            }
-        }
-    };
-    wait_for(
-        "Prometheus to see the hub up",
-        Duration::from_secs(60),
-        &all,
-        hub_up("1"),
-    )
-    .await;
+    let running = start_loop(d, &hub, &hub_db.url, &journal.url, "2s").await;
 
     // The symptom: the hub's process dies; its database still answers.
     hub.kill().await.unwrap();
     let symptom = Instant::now();
-    let journal_url = format!("http://127.0.0.1:{remediator_port}/api/v1/journal");
     let run = wait_for(
         "the remediator to restart Koji",
         Duration::from_secs(120),
-        &all,
+        &running.all(),
         || async {
-            let runs = get_json(&client, &journal_url, Some(API_TOKEN)).await?;
-            runs.as_array()?
+            running
+                .runs()
+                .await?
                 .iter()
                 .find(|run| {
                     run["state"] != "pending"
@@ -244,19 +292,16 @@ attempts = 1
     );
 
     // The hub answers again and the alert resolves; nothing is restarted twice.
-    wait_for(
-        "the hub up again in Prometheus",
-        Duration::from_secs(60),
-        &all,
-        hub_up("1"),
-    )
-    .await;
+    running
+        .wait_for_hub_up("1", "the hub up again in Prometheus")
+        .await;
     wait_for(
         "KojiHubNotAnswering to resolve",
         Duration::from_secs(60),
-        &all,
+        &running.all(),
         || async {
-            let firing = alert_active(&client, &prom, "KojiHubNotAnswering").await?;
+            let firing =
+                alert_active(&running.client, &running.prom, "KojiHubNotAnswering").await?;
             (!firing).then_some(())
         },
     )
@@ -265,8 +310,91 @@ attempts = 1
         "symptom to alert resolved: {:.1} s",
         symptom.elapsed().as_secs_f64()
     );
-    let runs = get_json(&client, &journal_url, Some(API_TOKEN))
+    let runs = running.runs().await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+}
+
+/// The runbook's other case: PostgreSQL restarts under a running hub, which reconnects by
+/// itself. Nothing is restarted: `KojiHubNotAnswering` never fires (its `for:` here 15 s,
+/// still far shorter than the real 3 minutes) and the remediator journals no run. The
+/// database runs in a private cluster the test restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_recovers_from_a_database_restart_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cluster = tokio::task::spawn_blocking(|| koji_testkit::TempCluster::start_new(&[]))
+        .await
+        .unwrap()
+        .expect("a private PostgreSQL cluster");
+    let admin = koji_testkit::test_db::connect(&cluster.url("postgres"))
         .await
         .unwrap();
-    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
+    admin.batch_execute("CREATE DATABASE koji").await.unwrap();
+    let hub_db_url = cluster.url("koji");
+    let hub = KojiHub::start_on(&hub_db_url, "koji", &[])
+        .await
+        .expect("Koji's hub");
+    for builder in &BUILDERS[..2] {
+        hub.koji_admin(&["add-host", builder, "x86_64"])
+            .await
+            .unwrap();
+    }
+    let journal = TestDb::empty("hub_recovers_journal").await.unwrap();
+    let log = d.join("restarts.log");
+    std::fs::write(
+        d.join("restart"),
+        format!("#!/bin/sh\necho \"$1 $2\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    koji_testkit::mounts::run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
+    std::fs::write(d.join("forwarding.token"), FORWARD_TOKEN).unwrap();
+    let running = start_loop(d, &hub, &hub_db_url, &journal.url, "15s").await;
+    let started_before = running.database_start_time().await;
+
+    // The database restarts (every client disconnected), and comes back.
+    let restarted = Instant::now();
+    let stopping = &cluster;
+    tokio::task::block_in_place(|| {
+        stopping.stop().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        stopping.start().unwrap();
+    });
+    wait_for(
+        "the exporter to see the restarted database",
+        Duration::from_secs(60),
+        &running.all(),
+        || async {
+            let now = running.database_start_time().await;
+            (now > started_before).then_some(())
+        },
+    )
+    .await;
+    running
+        .wait_for_hub_up("1", "the hub answering again by itself")
+        .await;
+    println!(
+        "database restart to hub answering: {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    // Longer than the alert's `for:` here: it never fires, nothing is restarted.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let fired = get_json(
+        &running.client,
+        &format!(
+            "{}/api/v1/query?query=max_over_time(ALERTS%7Balertname%3D%22KojiHubNotAnswering%22%2Calertstate%3D%22firing%22%7D%5B5m%5D)",
+            running.prom
+        ),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        fired["data"]["result"].as_array().map(Vec::len),
+        Some(0),
+        "KojiHubNotAnswering fired: {fired:#}"
+    );
+    assert_eq!(running.runs().await.unwrap().len(), 0);
+    assert!(!log.exists(), "nothing was restarted");
+    drop(hub);
+    drop(cluster);
 }

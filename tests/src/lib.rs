@@ -282,9 +282,30 @@ pub fn start_prometheus_with(
     alertmanager_port: u16,
     job_extra: &str,
 ) -> (Process, String) {
+    prometheus(dir, targets, alertmanager_port, job_extra, "2s")
+}
+
+/// [`start_prometheus`] with every `for:` set to `for_override` instead of 2 s, for a test
+/// about a symptom that must not last long enough to fire.
+pub fn start_prometheus_with_for(
+    dir: &Path,
+    targets: &[(&str, u16)],
+    alertmanager_port: u16,
+    for_override: &str,
+) -> (Process, String) {
+    prometheus(dir, targets, alertmanager_port, "", for_override)
+}
+
+fn prometheus(
+    dir: &Path,
+    targets: &[(&str, u16)],
+    alertmanager_port: u16,
+    job_extra: &str,
+    for_override: &str,
+) -> (Process, String) {
     let port = free_port();
     let rules = dir.join("koji.rules.yml");
-    std::fs::write(&rules, fast_rules(&repo_root(), "2s")).unwrap();
+    std::fs::write(&rules, fast_rules(&repo_root(), for_override)).unwrap();
     let jobs: String = targets
         .iter()
         .map(|(job, target)| {
