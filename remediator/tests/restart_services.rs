@@ -64,6 +64,55 @@ async fn hub_health(up: std::path::PathBuf) -> String {
     url
 }
 
+/// The runbook rule for `alertname` (restart_services, auto) with `[forwarding]` to the
+/// given agents, and `[notify]` to `notices_url` when given.
+fn restart_rules(
+    d: &Path,
+    alertname: &str,
+    notices_url: Option<&str>,
+    params: &str,
+    agents: &[(&str, &str)],
+) -> String {
+    let notify = notices_url.map_or(String::new(), |url| {
+        format!("[notify]\nwebhook_url = \"{url}\"\ncontact = \"koji-admins@example.org\"\n")
+    });
+    let agents: String = agents
+        .iter()
+        .map(|(host, url)| format!("\"{host}\" = \"{url}\"\n"))
+        .collect();
+    format!(
+        "{notify}\n[[rule]]\nname = \"restart-koji\"\nalertname = \"{alertname}\"\n\
+         action = \"restart_services\"\npolicy = \"auto\"\nparams = {{ {params} }}\n\n\
+         [forwarding]\ntoken_file = \"{d}/central.token\"\nactions = []\nattempts = 1\n\n\
+         [forwarding.agents]\n{agents}",
+        d = d.display()
+    )
+}
+
+/// A restart command that only records what it was asked, in `log`.
+fn recording_restart_command(d: &Path, log: &Path) {
+    std::fs::write(
+        d.join("restart"),
+        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
+    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+}
+
+/// The notices received, once there is one (at most 5 s).
+async fn notices_received(
+    notices: &std::sync::Mutex<Vec<serde_json::Value>>,
+) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        if !notices.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    notices.lock().unwrap().clone()
+}
+
 #[tokio::test]
 async fn hub_first_then_only_builders_that_do_not_come_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,26 +124,16 @@ async fn hub_first_then_only_builders_that_do_not_come_back() {
     let agent_b = start_agent(d, "buildvm-b.example.org").await;
     let health = hub_health(up.clone()).await;
 
-    let rules = format!(
-        r#"
-[[rule]]
-name = "restart-koji"
-alertname = "KojiHubRestartNeeded"
-action = "restart_services"
-policy = "auto"
-params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "10s", builder_grace = "1s" }}
-
-[forwarding]
-token_file = "{d}/central.token"
-actions = []
-attempts = 1
-
-[forwarding.agents]
-"hub.example.org" = "{hub_agent}"
-"buildvm-a.example.org" = "{agent_a}"
-"buildvm-b.example.org" = "{agent_b}"
-"#,
-        d = d.display()
+    let rules = restart_rules(
+        d,
+        "KojiHubRestartNeeded",
+        None,
+        &format!("hub_host = \"hub.example.org\", hub_health_url = \"{health}\", hub_wait = \"10s\", builder_grace = \"1s\""),
+        &[
+            ("hub.example.org", &hub_agent),
+            ("buildvm-a.example.org", &agent_a),
+            ("buildvm-b.example.org", &agent_b),
+        ],
     );
     std::fs::write(d.join("central.token"), TOKEN).unwrap();
     let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
@@ -154,37 +193,14 @@ async fn a_hub_that_does_not_come_back_stops_the_sequence() {
     let hub_agent = start_agent(d, "hub.example.org").await;
     let agent_b = start_agent(d, "buildvm-b.example.org").await;
     let health = hub_health(d.join("never")).await;
-    std::fs::write(
-        d.join("restart"),
-        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
-    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    recording_restart_command(d, &log);
     let (notices_url, notices) = notice_sink().await;
-    let rules = format!(
-        r#"
-[notify]
-webhook_url = "{notices_url}"
-contact = "koji-admins@example.org"
-
-[[rule]]
-name = "restart-koji"
-alertname = "KojiHubRestartNeeded"
-action = "restart_services"
-policy = "auto"
-params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s" }}
-
-[forwarding]
-token_file = "{d}/central.token"
-actions = []
-attempts = 1
-
-[forwarding.agents]
-"hub.example.org" = "{hub_agent}"
-"buildvm-b.example.org" = "{agent_b}"
-"#,
-        d = d.display()
+    let rules = restart_rules(
+        d,
+        "KojiHubRestartNeeded",
+        Some(&notices_url),
+        &format!("hub_host = \"hub.example.org\", hub_health_url = \"{health}\", hub_wait = \"2s\", builder_grace = \"0s\""),
+        &[("hub.example.org", &hub_agent), ("buildvm-b.example.org", &agent_b)],
     );
     let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
     let mut spec = HostSpec::new("buildvm-b.example.org");
@@ -217,13 +233,7 @@ attempts = 1
         "no builder touched after the hub failed to come back"
     );
     // The failure is escalated to a human.
-    for _ in 0..100 {
-        if !notices.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let received = notices.lock().unwrap().clone();
+    let received = notices_received(&notices).await;
     assert_eq!(received.len(), 1, "{received:?}");
     let text = received[0]["text"].as_str().unwrap();
     assert!(
@@ -243,35 +253,14 @@ async fn nothing_is_restarted_while_the_database_is_down() {
     let hub_agent = start_agent(d, "hub.example.org").await;
     let health = hub_health(d.join("up")).await;
     std::fs::write(d.join("up"), "").unwrap();
-    std::fs::write(
-        d.join("restart"),
-        format!("#!/bin/sh\necho \"$1 $2\" >> {}\n", log.display()),
-    )
-    .unwrap();
-    run(&["chmod", "+x", d.join("restart").to_str().unwrap()]);
-    std::fs::write(d.join("central.token"), TOKEN).unwrap();
+    recording_restart_command(d, &log);
     let (notices_url, notices) = notice_sink().await;
-    let rules = format!(
-        r#"
-[notify]
-webhook_url = "{notices_url}"
-
-[[rule]]
-name = "restart-koji"
-alertname = "KojiHubNotAnswering"
-action = "restart_services"
-policy = "auto"
-params = {{ hub_host = "hub.example.org", hub_health_url = "{health}", hub_wait = "2s", builder_grace = "0s" }}
-
-[forwarding]
-token_file = "{d}/central.token"
-actions = []
-attempts = 1
-
-[forwarding.agents]
-"hub.example.org" = "{hub_agent}"
-"#,
-        d = d.display()
+    let rules = restart_rules(
+        d,
+        "KojiHubNotAnswering",
+        Some(&notices_url),
+        &format!("hub_host = \"hub.example.org\", hub_health_url = \"{health}\", hub_wait = \"2s\", builder_grace = \"0s\""),
+        &[("hub.example.org", &hub_agent)],
     );
     // The hub database the remediator is configured with: nothing listens there.
     let hub = koji_testkit::TestDb::koji("restart_db_down", KojiVersion::V1_33)
@@ -300,13 +289,7 @@ attempts = 1
         "{outcome}"
     );
     assert!(!log.exists(), "nothing was restarted");
-    for _ in 0..100 {
-        if !notices.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let received = notices.lock().unwrap().clone();
+    let received = notices_received(&notices).await;
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(
         received[0]["text"]
