@@ -250,6 +250,8 @@ pub enum NoticeReason {
     Failure,
     /// The run was cut off mid-apply and whether it took effect cannot be told.
     Interrupted,
+    /// The fix reached the rule's `max_runs_per_hour` on its target: it does not hold.
+    CapReached,
 }
 
 impl NoticeReason {
@@ -290,6 +292,9 @@ pub enum Hold {
     RuleGone,
     /// The alert occurrence resolved before the run started.
     OccurrenceResolved,
+    /// The rule's `max_runs_per_hour` acted on the target already: the fix does not hold,
+    /// and on-call is told.
+    HourlyCap,
 }
 
 /// How planning ended without applying anything.
@@ -403,7 +408,7 @@ mod tests {
     use super::*;
     use strum::IntoEnumIterator;
 
-    const ALL_EVENTS: [Event; 18] = [
+    const ALL_EVENTS: [Event; 19] = [
         Event::Approve,
         Event::Reject,
         Event::Expire,
@@ -411,6 +416,7 @@ mod tests {
         Event::Hold(Hold::Cooldown),
         Event::Hold(Hold::RuleGone),
         Event::Hold(Hold::OccurrenceResolved),
+        Event::Hold(Hold::HourlyCap),
         Event::Conclude(Conclusion::NothingToDo),
         Event::Conclude(Conclusion::Refused),
         Event::Conclude(Conclusion::Paused),
@@ -449,6 +455,7 @@ mod tests {
                 Event::Hold(Hold::OccurrenceResolved),
                 S::Skipped,
             ),
+            (S::Pending, Event::Hold(Hold::HourlyCap), S::Skipped),
             (S::Running, Event::Conclude(C::NothingToDo), S::NothingToDo),
             (S::Running, Event::Conclude(C::Refused), S::Refused),
             (S::Running, Event::Conclude(C::Paused), S::Paused),

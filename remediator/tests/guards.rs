@@ -1,12 +1,13 @@
 //! The central guards through the webhook: idempotency across repeated and concurrent
 //! deliveries, cooldown per target, the pause switch, dry-run, resolved alerts, unmatched
-//! alerts, policies that wait for a human, and the metrics that count it all.
+//! alerts, policies that wait for a human, the hourly limit that escalates a fix which
+//! keeps being needed, and the metrics that count it all.
 
 mod support;
 
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
-use support::{payload, Remediator, API_TOKEN};
+use support::{notice_sink, payload, Remediator, API_TOKEN};
 
 const HOST: &str = "buildvm-x86-01.example.org";
 
@@ -321,5 +322,86 @@ policy = "notify"
     assert!(
         metrics.contains(r#"koji_remediator_alerts_received_total{alertname="KojiBuilderOverloaded",status="firing"} 1"#),
         "{metrics}"
+    );
+}
+
+/// `max_runs_per_hour`: a fix that changed the same target that often within the hour is
+/// not run again: the run is skipped with why, and on-call gets the notice.
+#[tokio::test]
+async fn a_fix_over_its_hourly_limit_is_held_and_escalated() {
+    let (notices_url, notices) = notice_sink().await;
+    let rules = format!(
+        r#"
+[notify]
+webhook_url = "{notices_url}"
+
+[[rule]]
+name = "overloaded-builder"
+alertname = "KojiBuilderOverloaded"
+action = "lower_capacity"
+policy = "auto"
+cooldown = "0s"
+max_runs_per_hour = 2
+params = {{ step = 0.5, floor = 2.0 }}
+"#
+    );
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    for host in [HOST, "buildvm-x86-02.example.org"] {
+        add_host(
+            &remediator.hub.client,
+            KojiVersion::V1_33,
+            &HostSpec::new(host),
+        )
+        .await
+        .unwrap();
+    }
+    for (n, fingerprint) in ["e1e1e1e1e1e1e1e1", "e2e2e2e2e2e2e2e2", "e3e3e3e3e3e3e3e3"]
+        .iter()
+        .enumerate()
+    {
+        let starts = format!("2026-11-30T0{n}:00:00Z");
+        remediator
+            .post(&payload(false, &warning(HOST), fingerprint, &starts))
+            .await;
+        remediator.finished_runs(n + 1).await;
+    }
+    let runs = remediator.finished_runs(3).await;
+    assert_eq!(runs[0]["state"], "skipped", "{runs:#?}");
+    let outcome = runs[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("2 time(s) within the hour (max_runs_per_hour = 2)"),
+        "{outcome}"
+    );
+    assert_eq!(
+        capacity(&remediator, HOST).await,
+        3.0,
+        "two steps, not three"
+    );
+    // Another host has its own limit.
+    remediator
+        .post(&payload(
+            false,
+            &warning("buildvm-x86-02.example.org"),
+            "e4e4e4e4e4e4e4e4",
+            "2026-11-30T04:00:00Z",
+        ))
+        .await;
+    let runs = remediator.finished_runs(4).await;
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#?}");
+    // On-call is told, once.
+    let mut received = Vec::new();
+    for _ in 0..100 {
+        received = notices.lock().unwrap().clone();
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(received.len(), 1, "{received:?}");
+    let text = received[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("keeps being needed and needs a human")
+            && text.contains("max_runs_per_hour = 2"),
+        "{text}"
     );
 }

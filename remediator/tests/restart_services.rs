@@ -12,7 +12,7 @@ use koji_remediator::config::Config;
 use koji_testkit::mounts::run;
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion};
-use support::{payload, Remediator};
+use support::{notice_sink, payload, Remediator};
 
 const TOKEN: &str = "forwarding-token-restart-test-0123";
 
@@ -299,24 +299,4 @@ async fn nothing_is_restarted_while_the_database_is_down() {
         "{received:?}"
     );
     drop(journal);
-}
-
-/// A webhook that keeps every notice it receives.
-async fn notice_sink() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/notices",
-        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notices", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
 }

@@ -33,7 +33,7 @@ fn run(program: &str, args: &[&str]) -> String {
 #[test]
 fn alert_rules_pass_promtool_and_their_unit_tests() {
     let checked = run("promtool", &["check", "rules", "koji.rules.yml"]);
-    assert!(checked.contains("SUCCESS: 17 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 18 rules found"), "{checked}");
     let tested = run("promtool", &["test", "rules", "koji.rules.test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
 }
@@ -62,7 +62,7 @@ fn alerts() -> Vec<(String, String)> {
 fn every_alert_has_a_runbook_rule_with_its_fix() {
     let config = Config::load(&repo("examples/koji-remediator.toml")).unwrap();
     let alerts = alerts();
-    assert_eq!(alerts.len(), 17);
+    assert_eq!(alerts.len(), 18);
     for (alertname, action) in &alerts {
         let rule = config
             .rules
@@ -93,7 +93,7 @@ fn the_binary_checks_the_example_runbook() {
     let output = check_installed_example("koji-remediator.toml");
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("17 rule(s)"), "{stdout}");
+    assert!(stdout.contains("18 rule(s)"), "{stdout}");
     assert!(
         stdout.contains("KojiBuilderOverloaded -> lower_capacity (auto)"),
         "{stdout}"
@@ -133,7 +133,8 @@ fn the_agent_example_is_an_agent_only_config() {
             && said.contains(
                 "clean_build_dirs: may delete old top-level entries of /var/lib/mock, /mnt/build"
             )
-            && said.contains("stops kojid with `systemctl stop`"),
+            && said.contains("stops kojid with `systemctl stop`")
+            && said.contains("restart_local_services: may restart kojid with `systemctl restart`"),
         "{said}"
     );
     // Without the files it names, the check fails and names the setting.
@@ -145,11 +146,11 @@ fn the_agent_example_is_an_agent_only_config() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("web-config-agent.yml"), "{stderr}");
-    // The central example forwards the cleanup to such agents.
+    // The central example forwards the cleanup and kojid's restart to such agents.
     let central = Config::load(&repo("examples/koji-remediator.toml")).unwrap();
     let forwarding = central.forwarding.expect("[forwarding]");
-    assert_eq!(forwarding.actions.len(), 1);
-    assert_eq!(forwarding.actions[0].name(), "clean_build_dirs");
+    let forwarded: Vec<&str> = forwarding.actions.iter().map(|a| a.name()).collect();
+    assert_eq!(forwarded, ["clean_build_dirs", "restart_local_services"]);
     // The agent's roots are exactly what its systemd unit lets it write.
     let unit =
         std::fs::read_to_string(repo("packaging/systemd/koji-remediator-agent.service")).unwrap();

@@ -289,6 +289,12 @@ impl Config {
                     ),
                 ));
             }
+            if rule.max_runs_per_hour == Some(0) {
+                return Err(invalid(
+                    key("max_runs_per_hour"),
+                    "must be at least 1 (leave it out for no limit)".into(),
+                ));
+            }
             if rule.restore_on_resolve && !rule.action.can_restore() {
                 return Err(invalid(
                     key("restore_on_resolve"),

@@ -478,6 +478,11 @@ pub struct Rule {
     /// the action fires for the target).
     #[serde(default = "default_restore_after", with = "humantime_serde")]
     pub restore_after: Duration,
+    /// At most this many runs of the action that changed something on one target within
+    /// an hour; a further one is held and escalated (a fix that keeps being needed is not
+    /// fixing anything). None: no limit beyond the cooldown.
+    #[serde(default)]
+    pub max_runs_per_hour: Option<u32>,
     /// Action parameters, checked by the action.
     #[serde(default)]
     pub params: toml::Table,

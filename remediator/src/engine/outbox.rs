@@ -95,6 +95,10 @@ impl Outbox {
                 "the automatic fix FAILED and needs a human: {}",
                 run.outcome
             ),
+            NoticeReason::CapReached => format!(
+                "the automatic fix keeps being needed and needs a human: {}",
+                run.outcome
+            ),
             NoticeReason::Interrupted => format!(
                 "the automatic fix was INTERRUPTED and needs a human: {}",
                 run.outcome

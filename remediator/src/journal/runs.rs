@@ -99,6 +99,21 @@ pub struct Lease {
     pub duration: Duration,
 }
 
+/// What may hold a pending run back, from the configuration (see [`Journal::start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StartGuards {
+    /// Runs of the action in flight at once, across replicas.
+    pub cap: usize,
+    /// Between two runs of the action on one target.
+    pub cooldown: Duration,
+    /// The quiet period before a restore.
+    pub restore_after: Duration,
+    /// Runs of the action that changed one target within an hour.
+    pub max_runs_per_hour: Option<u32>,
+    /// Whether notices are configured (the hourly cap escalates).
+    pub notices: bool,
+}
+
 /// How trying to start a pending run went.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
@@ -169,6 +184,13 @@ SELECT id, started_at::text FROM koji_remediator.action_runs
    AND started_at > clock_timestamp() - make_interval(secs => $9)
  ORDER BY started_at DESC LIMIT 1";
 
+/// How many runs of the action changed (or may have changed) the target within the hour.
+const RUNS_WITHIN_THE_HOUR: &str = "
+SELECT count(*) FROM koji_remediator.action_runs
+ WHERE action = $1 AND target = $2 AND kind = $3 AND id <> $4
+   AND (effect IN ($5, $6) OR state IN ($7, $8))
+   AND started_at > clock_timestamp() - interval '1 hour'";
+
 /// An apply run of the same occurrence not yet ended: a restore waits for it.
 const APPLY_UNFINISHED: &str = "
 SELECT EXISTS (SELECT 1 FROM koji_remediator.action_runs
@@ -208,20 +230,25 @@ impl Journal {
         row.as_ref().map(RunRow::from_row).transpose()
     }
 
-    /// Starts a pending run under `lease`, if the action has fewer than `cap` runs in flight
-    /// across replicas and no run of it acted on the same target within `cooldown`
-    /// (restores are never held back by the cooldown: they undo). A fix whose alert
-    /// occurrence resolved meanwhile is skipped; a restore waits until the fix it undoes
-    /// has ended, and then until its target has been quiet for `restore_after`
-    /// (see [`super::restore_wait`]).
+    /// Starts a pending run under `lease`, if the action has fewer than `guards.cap` runs in
+    /// flight across replicas, no run of it acted on the same target within the cooldown,
+    /// and fewer than `max_runs_per_hour` did within the hour (restores are never held back
+    /// by either: they undo). A fix whose alert occurrence resolved meanwhile is skipped;
+    /// one over the hourly limit is skipped and, with `guards.notices`, escalated in the
+    /// same transaction; a restore waits until the fix it undoes has ended, and then until
+    /// its target has been quiet for `restore_after` (see [`super::restore_wait`]).
     pub async fn start(
         &self,
         id: i64,
         lease: &Lease,
-        cap: usize,
-        cooldown: Duration,
-        restore_after: Duration,
+        guards: &StartGuards,
     ) -> Result<Start, JournalError> {
+        let StartGuards {
+            cap,
+            cooldown,
+            restore_after,
+            ..
+        } = *guards;
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
         let Some(row) = transaction
@@ -241,7 +268,13 @@ impl Journal {
             .execute(LOCK_ACTION, &[&format!("koji-remediator:action:{action}")])
             .await?;
         let hold = match run.kind {
-            RunKind::Apply => self.hold(&transaction, &run, cooldown).await?,
+            RunKind::Apply => match self.hold(&transaction, &run, cooldown).await? {
+                Some(held) => Some(held),
+                None => {
+                    self.over_hourly_cap(&transaction, &run, guards.max_runs_per_hour)
+                        .await?
+                }
+            },
             RunKind::Restore => {
                 let unfinished: bool = transaction
                     .query_one(
@@ -285,6 +318,11 @@ impl Journal {
                     &[&id, &skipped.name(), &outcome],
                 )
                 .await?;
+            if hold == Hold::HourlyCap && guards.notices {
+                transaction
+                    .execute(ENQUEUE_NOTICE, &[&id, &NoticeReason::CapReached.name()])
+                    .await?;
+            }
             transaction.commit().await?;
             return Ok(Start::Held(hold, outcome));
         }
@@ -321,6 +359,46 @@ impl Journal {
             attempts: run.attempts + 1,
             ..run
         })))
+    }
+
+    /// Holds a fix that already acted `max_runs_per_hour` times on its target within the
+    /// hour.
+    async fn over_hourly_cap(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        run: &RunRow,
+        max_runs_per_hour: Option<u32>,
+    ) -> Result<Option<(Hold, String)>, JournalError> {
+        let Some(max) = max_runs_per_hour else {
+            return Ok(None);
+        };
+        let runs: i64 = transaction
+            .query_one(
+                RUNS_WITHIN_THE_HOUR,
+                &[
+                    &run.action.name(),
+                    &run.target,
+                    &RunKind::Apply.name(),
+                    &run.id,
+                    &Effect::Changed.name(),
+                    &Effect::Unknown.name(),
+                    &RunState::Running.name(),
+                    &RunState::Applying.name(),
+                ],
+            )
+            .await?
+            .get(0);
+        Ok((runs >= i64::from(max)).then(|| {
+            (
+                Hold::HourlyCap,
+                format!(
+                    "{} acted on {} {runs} time(s) within the hour (max_runs_per_hour = {max}): \
+                     the fix does not hold; not run again, escalated",
+                    run.action.name(),
+                    run.target
+                ),
+            )
+        }))
     }
 
     /// Why a fix must not start: its occurrence resolved, or the cooldown holds.

@@ -27,7 +27,7 @@ mod silencing;
 use super::silences::Silencer;
 use crate::actions::{steps, ActionContext, Plan, Planned};
 use crate::config::{Config, Rule};
-use crate::journal::runs::{Lease, RunRow, Start, Transition};
+use crate::journal::runs::{Lease, RunRow, Start, StartGuards, Transition};
 use crate::journal::{Journal, JournalError};
 use crate::lifecycle::{Conclusion, Effect, Event, Hold, NoticeReason, RunKind, RunState};
 use crate::metrics::{ActionLabels, Metrics, OutcomeLabels};
@@ -246,9 +246,13 @@ impl Executor {
             .start(
                 id,
                 &self.inner.lease,
-                config.guards.max_concurrent_per_action,
-                config.cooldown(rule),
-                rule.restore_after,
+                &StartGuards {
+                    cap: config.guards.max_concurrent_per_action,
+                    cooldown: config.cooldown(rule),
+                    restore_after: rule.restore_after,
+                    max_runs_per_hour: rule.max_runs_per_hour,
+                    notices: self.inner.notices,
+                },
             )
             .await?;
         let run = match start {
