@@ -300,3 +300,125 @@ async fn nothing_is_restarted_while_the_database_is_down() {
     );
     drop(journal);
 }
+
+/// A private cluster with ten usable slots, nine of them held by idle `koji` connections
+/// whose last query is 2.5 s old; its Koji database's connection string.
+async fn slots_nearly_full() -> (
+    koji_testkit::TempCluster,
+    Vec<tokio_postgres::Client>,
+    String,
+) {
+    let cluster = tokio::task::spawn_blocking(|| {
+        koji_testkit::TempCluster::start_new(&[
+            "max_connections = 14",
+            "superuser_reserved_connections = 4",
+        ])
+    })
+    .await
+    .unwrap()
+    .expect("a private PostgreSQL cluster");
+    let admin = koji_testkit::test_db::connect(&cluster.url("postgres"))
+        .await
+        .unwrap();
+    admin.batch_execute("CREATE DATABASE koji").await.unwrap();
+    admin.batch_execute("CREATE ROLE koji LOGIN").await.unwrap();
+    let hub_url = cluster.url("koji");
+    let hub_db = koji_testkit::test_db::connect(&hub_url).await.unwrap();
+    KojiVersion::V1_33.create_schema(&hub_db).await.unwrap();
+    // Superusers' connections count too: only the nine are left open.
+    drop((admin, hub_db));
+    let mut held = Vec::new();
+    for _ in 0..9 {
+        let client = koji_testkit::test_db::connect(&format!(
+            "{} application_name=httpd",
+            hub_url.replace("user=postgres", "user=koji")
+        ))
+        .await
+        .unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+        held.push(client);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    (cluster, held, hub_url)
+}
+
+/// Posts KojiHubNotAnswering to a remediator on `hub_url` whose rule treats connections
+/// idle for `stale_older_than` as stale; the ended run, and the restart log.
+async fn restart_with_slots_nearly_full(
+    hub_url: &str,
+    stale_older_than: &str,
+) -> (serde_json::Value, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("restarts.log");
+    let hub_agent = start_agent(d, "hub.example.org").await;
+    let health = hub_health(d.join("up")).await;
+    std::fs::write(d.join("up"), "").unwrap();
+    recording_restart_command(d, &log);
+    let rules = restart_rules(
+        d,
+        "KojiHubNotAnswering",
+        None,
+        &format!("hub_host = \"hub.example.org\", hub_health_url = \"{health}\", hub_wait = \"2s\", builder_grace = \"0s\", stale_older_than = \"{stale_older_than}\""),
+        &[("hub.example.org", &hub_agent)],
+    );
+    let stand_in = koji_testkit::TestDb::koji("restart_slots", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let journal = koji_testkit::TestDb::empty("restart_slots_journal")
+        .await
+        .unwrap();
+    let remediator = Remediator::start_on(stand_in, hub_url, journal.url.clone(), &rules).await;
+    let labels = [("alertname", "KojiHubNotAnswering")];
+    remediator
+        .post(&payload(
+            false,
+            &labels,
+            "5151515151515151",
+            "2026-11-30T06:00:00Z",
+        ))
+        .await;
+    let run = remediator.finished_runs(1).await[0].clone();
+    (run, std::fs::read_to_string(&log).ok())
+}
+
+/// The runbook's order: with the database's connection slots nearly all used, stale
+/// connections are cleared first, then Koji is restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_connections_are_cleared_before_a_restart_when_slots_run_out() {
+    let (cluster, held, hub_url) = slots_nearly_full().await;
+    let (run, log) = restart_with_slots_nearly_full(&hub_url, "2s").await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    let outcome = run["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains("connection slots were in use, so stale connections were cleared first")
+            && outcome.contains("terminated 9 of 9"),
+        "{outcome}"
+    );
+    assert_eq!(
+        log.as_deref(),
+        Some("hub.example.org httpd\nhub.example.org kojira\n"),
+        "then the hub was restarted"
+    );
+    for client in &held {
+        assert!(client.simple_query("SELECT 1").await.is_err());
+    }
+    drop(cluster);
+}
+
+/// Slots nearly all used by connections that are not stale: clearing frees nothing, so
+/// nothing is restarted and on-call is told (the run fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_restarted_while_the_slots_stay_full() {
+    let (cluster, held, hub_url) = slots_nearly_full().await;
+    let (run, log) = restart_with_slots_nearly_full(&hub_url, "1h").await;
+    assert_eq!(run["state"], "failed", "{run:#}");
+    assert_eq!(run["effect"], "none", "{run:#}");
+    let outcome = run["outcome"].as_str().unwrap();
+    assert!(outcome.contains("nothing restarted"), "{outcome}");
+    assert_eq!(log, None, "nothing was restarted");
+    for client in &held {
+        assert!(client.simple_query("SELECT 1").await.is_ok());
+    }
+    drop(cluster);
+}

@@ -98,7 +98,7 @@ pub enum ActionError {
     #[error("bad parameters: {0}")]
     Params(String),
     /// The fix must not run in the world as it is, and someone must look (the run fails,
-    /// and on-call gets its notice).
+    /// and on-call gets its notice). Raised only before anything was changed.
     #[error("{0}")]
     NeedsHuman(String),
 }
@@ -108,7 +108,10 @@ impl ActionError {
     pub fn changed_nothing(&self) -> bool {
         matches!(
             self,
-            ActionError::Pool(_) | ActionError::NoHub | ActionError::Capacity(_)
+            ActionError::Pool(_)
+                | ActionError::NoHub
+                | ActionError::Capacity(_)
+                | ActionError::NeedsHuman(_)
         )
     }
 }

@@ -5,6 +5,7 @@
 //! that have not reported to the hub since it came back. A failed step stops the sequence;
 //! the run is journaled as failed for on-call.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,28 @@ pub struct Params {
     /// The builder daemon.
     #[serde(default = "default_builder_service")]
     pub builder_service: String,
+    /// The runbook's order: with more than this share of the database server's connection
+    /// slots in use, stale connections are cleared first (`terminate_stale_connections`
+    /// of `stale_users`, last query over `stale_older_than` ago); if that does not free
+    /// them, nothing is restarted and on-call is told.
+    #[serde(default = "default_slots_full")]
+    pub slots_full: f64,
+    /// Whose stale connections are cleared first.
+    #[serde(default = "default_stale_users")]
+    pub stale_users: Vec<String>,
+    /// How old a last query makes a connection stale.
+    #[serde(default = "default_stale_older_than", with = "humantime_serde")]
+    pub stale_older_than: Duration,
+}
+
+fn default_slots_full() -> f64 {
+    0.9
+}
+fn default_stale_users() -> Vec<String> {
+    vec!["koji".into()]
+}
+fn default_stale_older_than() -> Duration {
+    Duration::from_secs(40 * 60)
 }
 
 fn default_hub_services() -> Vec<String> {
@@ -59,6 +82,12 @@ impl Params {
         let params: Params = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|error: toml::de::Error| error.to_string())?;
+        if !(params.slots_full > 0.0 && params.slots_full <= 1.0) {
+            return Err(format!(
+                "slots_full {} must be a share of the slots, above 0 and at most 1",
+                params.slots_full
+            ));
+        }
         if params.hub_host.is_empty() || params.hub_services.is_empty() {
             return Err("hub_host and hub_services must be given".into());
         }
@@ -89,6 +118,19 @@ pub struct OrderedRestartPlan {
     pub builder_grace_seconds: f64,
     /// Builder daemon.
     pub builder_service: String,
+    /// Share of connection slots in use above which stale connections are cleared first.
+    #[serde(default = "default_slots_full")]
+    pub slots_full: f64,
+    /// Whose stale connections are cleared first.
+    #[serde(default = "default_stale_users")]
+    pub stale_users: Vec<String>,
+    /// Seconds since the last query that make a connection stale.
+    #[serde(default = "default_stale_older_than_seconds")]
+    pub stale_older_than_seconds: f64,
+}
+
+fn default_stale_older_than_seconds() -> f64 {
+    default_stale_older_than().as_secs_f64()
 }
 
 /// Plans the ordered restart (it needs agents and the hub database).
@@ -111,7 +153,24 @@ pub async fn plan(context: &ActionContext, params: &Params) -> Result<Planned, A
         hub_wait_seconds: params.hub_wait.as_secs_f64(),
         builder_grace_seconds: params.builder_grace.as_secs_f64(),
         builder_service: params.builder_service.clone(),
+        slots_full: params.slots_full,
+        stale_users: params.stale_users.clone(),
+        stale_older_than_seconds: params.stale_older_than.as_secs_f64(),
     })))
+}
+
+/// Client connections in use and the slots non-superusers may use, server-wide.
+const SLOTS: &str = "
+SELECT count(*) FILTER (WHERE backend_type = 'client backend')::float8,
+       current_setting('max_connections')::float8
+         - current_setting('superuser_reserved_connections')::float8
+  FROM pg_stat_activity";
+
+/// Connections in use and usable slots.
+async fn slots(context: &ActionContext) -> Result<(f64, f64), ActionError> {
+    let client = context.hub_client().await?;
+    let row = client.query_one(SLOTS, &[]).await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// The runbook: if PostgreSQL is down, restarting Koji does not help; bring it back first.
@@ -224,7 +283,56 @@ impl OrderedRestartPlan {
             hub_wait: Duration::from_secs_f64(self.hub_wait_seconds),
             builder_grace: Duration::from_secs_f64(self.builder_grace_seconds),
             builder_service: self.builder_service.clone(),
+            slots_full: self.slots_full,
+            stale_users: self.stale_users.clone(),
+            stale_older_than: Duration::from_secs_f64(self.stale_older_than_seconds),
         }
+    }
+
+    /// The runbook's order: stale connections first when the slots are nearly all used;
+    /// what was done, in words (empty when nothing was needed).
+    async fn clear_stale_when_slots_full(
+        &self,
+        context: &ActionContext,
+    ) -> Result<String, ActionError> {
+        let (used, usable) = slots(context).await?;
+        if used <= usable * self.slots_full {
+            return Ok(String::new());
+        }
+        let stale = super::terminate_stale_connections::Params {
+            users: self.stale_users.clone(),
+            older_than: Duration::from_secs_f64(self.stale_older_than_seconds),
+            max_per_run: i64::MAX,
+            hub_metrics_url: None,
+            hub_service: "httpd".into(),
+        };
+        let planned =
+            super::terminate_stale_connections::plan(context, &stale, &BTreeMap::new()).await?;
+        let (cleared, terminated) = match planned {
+            Planned::Change(Plan::TerminateStaleConnections(plan)) => {
+                (plan.apply(context).await?, true)
+            }
+            Planned::Change(_) => (String::new(), false),
+            Planned::NothingToDo(reason) | Planned::Refused(reason) => (reason, false),
+        };
+        let (now_used, _) = slots(context).await?;
+        if now_used > usable * self.slots_full {
+            let said = format!(
+                "{used:.0} of {usable:.0} connection slots were in use; clearing stale \
+                 connections first ({cleared}) left {now_used:.0}: nothing restarted, kojid \
+                 and the hub would not get a connection either"
+            );
+            // Stale connections terminated are a change; none terminated is none.
+            return Err(if terminated {
+                ActionError::NotVerified(said)
+            } else {
+                ActionError::NeedsHuman(said)
+            });
+        }
+        Ok(format!(
+            "{used:.0} of {usable:.0} connection slots were in use, so stale connections \
+             were cleared first: {cleared} ({now_used:.0} in use now); "
+        ))
     }
 
     /// Runs the sequence; the first failing step ends it.
@@ -232,6 +340,7 @@ impl OrderedRestartPlan {
         let params = self.params();
         let failed = |step: String| ActionError::NotVerified(step);
         database_answers(context).await?;
+        let cleared = self.clear_stale_when_slots_full(context).await?;
         let restarted_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -268,7 +377,7 @@ impl OrderedRestartPlan {
             done.push(restarted);
         }
         Ok(format!(
-            "{hub}; hub answered after {answered:.1} s; {}",
+            "{cleared}{hub}; hub answered after {answered:.1} s; {}",
             if done.is_empty() {
                 "every builder reconnected by itself".to_string()
             } else {
