@@ -206,3 +206,76 @@ async fn a_capacity_someone_else_set_meanwhile_is_left_alone() {
     );
     assert_eq!(remediator.active_capacity_of(HOST).await, 5.0);
 }
+
+/// The approval page shows what is held and until when: "set capacity ... from 4 to 3",
+/// since when, and "undone at ... if host:... stays quiet".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_page_shows_held_changes_and_when_they_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alice.token"), support::ALICE).unwrap();
+    let rules = format!(
+        "[[oncall]]\nname = \"alice\"\ntoken_file = \"{}\"\n{}",
+        dir.path().join("alice.token").display(),
+        RULES.replace("restore_after = \"2s\"", "restore_after = \"1h\"")
+    );
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    let mut host = HostSpec::new(HOST);
+    host.capacity = 4.0;
+    add_host(&remediator.hub.client, KojiVersion::V1_33, &host)
+        .await
+        .unwrap();
+    let (fingerprint, starts) = ("d3d3d3d3d3d3d3d3", "2026-11-30T10:00:00Z");
+    remediator
+        .post(&payload(false, &labels(), fingerprint, starts))
+        .await;
+    capacity_becomes(&remediator, 3.0, Duration::from_secs(10)).await;
+    remediator
+        .post(&payload(true, &labels(), fingerprint, starts))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !remediator.runs().await.iter().any(|run| {
+        run["kind"] == "restore"
+            && run["outcome"]
+                .as_str()
+                .unwrap_or("")
+                .contains("stays quiet")
+    }) {
+        assert!(Instant::now() < deadline, "{:#?}", remediator.runs().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let logged_in = browser
+        .post(format!("{}/login", remediator.base))
+        .form(&[("name", "alice"), ("token", support::ALICE)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = logged_in.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(format!("{}/escalations", remediator.base))
+        .header(reqwest::header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let held = &page[page.find("<table id=\"held\">").expect(&page)..];
+    let held = &held[..held.find("</table>").unwrap()];
+    assert!(
+        held.contains(&format!("set capacity of Koji host {HOST} from 4 to 3"))
+            && held.contains("since 2026-")
+            && held.contains(&format!("if host:{HOST} stays quiet")),
+        "{held}"
+    );
+}

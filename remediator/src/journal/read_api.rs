@@ -1,8 +1,10 @@
-//! What the journal API lists: recent runs and recent alerts with their decisions.
+//! What the journal API and the approval page list: recent runs, recent alerts with their
+//! decisions, and the changes held until it is safe to undo them.
 
 use serde::Serialize;
 
 use super::{Journal, JournalError};
+use crate::lifecycle::{Effect, RunKind, RunState};
 
 /// One run, as the journal API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +62,26 @@ pub struct AlertEntry {
     pub received_at: String,
 }
 
+/// A change whose undoing waits until its target has been quiet (see
+/// [`super::restore_wait`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldChange {
+    /// The restore run that waits.
+    pub id: i64,
+    /// The rule.
+    pub rule: String,
+    /// The action.
+    pub action: String,
+    /// What was changed.
+    pub target: String,
+    /// The change, in words (the apply run's plan).
+    pub changed: Option<String>,
+    /// When the change was made.
+    pub changed_at: Option<String>,
+    /// Why and until when the undoing waits (empty until first looked at).
+    pub waiting: String,
+}
+
 const RFC3339: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'";
 
 impl Journal {
@@ -95,6 +117,43 @@ impl Journal {
                 attempts: row.get(11),
                 created_at: row.get(12),
                 finished_at: row.get(13),
+            })
+            .collect())
+    }
+
+    /// Changes whose undoing waits, oldest first.
+    pub async fn held_changes(&self) -> Result<Vec<HeldChange>, JournalError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT r.id, r.rule, r.action, r.target, a.plan_summary,
+                        to_char(coalesce(a.finished_at, a.applying_at) AT TIME ZONE 'UTC',
+                                'YYYY-MM-DD HH24:MI:SS \"UTC\"'),
+                        r.outcome
+                   FROM koji_remediator.action_runs r
+                   JOIN koji_remediator.action_runs a
+                     ON a.fingerprint = r.fingerprint AND a.starts_at = r.starts_at
+                    AND a.action = r.action AND a.kind = $2
+                  WHERE r.kind = $1 AND r.state = $3 AND a.effect <> $4
+                  ORDER BY r.id",
+                &[
+                    &RunKind::Restore.name(),
+                    &RunKind::Apply.name(),
+                    &RunState::Pending.name(),
+                    &Effect::None.name(),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| HeldChange {
+                id: row.get(0),
+                rule: row.get(1),
+                action: row.get(2),
+                target: row.get(3),
+                changed: row.get(4),
+                changed_at: row.get(5),
+                waiting: row.get(6),
             })
             .collect())
     }

@@ -242,6 +242,17 @@ async fn list(
             );
         }
     };
+    let held = match state.journal.held_changes().await {
+        Ok(held) => held,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the journal for the approval page");
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The journal cannot be read right now; try again shortly.",
+                Some(&session),
+            );
+        }
+    };
     let (pending, recent): (Vec<Value>, Vec<Value>) = escalations
         .into_iter()
         .map(for_display)
@@ -260,6 +271,7 @@ async fn list(
         context! {
             pending => minijinja::value::Serde(&pending),
             recent => minijinja::value::Serde(&recent),
+            held => minijinja::value::Serde(&held),
             person => session.person,
             csrf => session.csrf,
             message => flash,
