@@ -1,0 +1,190 @@
+//! Capacity settles instead of oscillating, with every real part: a builder whose load
+//! follows its Koji capacity (a procfs fixture the test drives: with capacity 4 and build
+//! demand high its load is twice its CPUs, otherwise its CPUs), koji-exporter reading it,
+//! Prometheus evaluating the real `KojiBuilderOverloaded` (`for:` shortened), Alertmanager,
+//! and koji-remediator with `restore_on_resolve` and a quiet period (`restore_after`, 20 s
+//! here instead of a day). Demand is high for the first 15 s: capacity goes 4 -> 3 and
+//! stays there, though the alert resolves at once; after demand has dropped and the host
+//! has been quiet, it steps back to 4 and stays. Two changes in all, where restoring at
+//! once would have lowered and raised it again and again while demand was high.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use koji_e2e::{
+    free_port, start_alertmanager, start_binary, start_central_remediator, start_prometheus,
+    wait_for, Central,
+};
+use koji_testkit::populate::{add_host, ensure_remediator_user};
+use koji_testkit::{HostSpec, KojiVersion, TestDb};
+
+const WEBHOOK_TOKEN: &str = "settles-webhook-token-0123456789ab";
+const API_TOKEN: &str = "settles-api-token-9876543210abcdef";
+const HOST: &str = "buildvm-x86-01.example.org";
+/// The fixture's CPUs (tests/fixtures/proc/stat).
+const CPUS: f64 = 4.0;
+const HIGH_DEMAND: Duration = Duration::from_secs(15);
+
+async fn capacity(hub: &TestDb) -> f64 {
+    hub.client
+        .query_one(
+            "SELECT hc.capacity FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active
+              WHERE h.name = $1",
+            &[&HOST],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowered_capacity_holds_while_demand_is_high_then_steps_back_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hub = TestDb::koji("settles_hub", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    ensure_remediator_user(&hub.client).await.unwrap();
+    let mut spec = HostSpec::new(HOST);
+    spec.capacity = 4.0;
+    add_host(&hub.client, KojiVersion::V1_33, &spec)
+        .await
+        .unwrap();
+    let journal = TestDb::empty("settles_journal").await.unwrap();
+
+    // The builder's /proc, whose load the test writes.
+    let proc = d.join("proc");
+    std::fs::create_dir_all(&proc).unwrap();
+    for file in ["meminfo", "stat", "vmstat", "loadavg"] {
+        std::fs::copy(
+            koji_e2e::repo_root().join("tests/fixtures/proc").join(file),
+            proc.join(file),
+        )
+        .unwrap();
+    }
+    let write_load = |load: f64| {
+        let path = proc.join("loadavg");
+        let staged = proc.join("loadavg.new");
+        std::fs::write(
+            &staged,
+            format!("{load:.2} {load:.2} {load:.2} 3/871 402211\n"),
+        )
+        .unwrap();
+        std::fs::rename(staged, path).unwrap();
+    };
+    write_load(CPUS);
+
+    let exporter_port = free_port();
+    std::fs::write(
+        d.join("exporter.toml"),
+        format!(
+            "[paths]\nprocfs = \"{}\"\n[builder]\nhost_name = \"{HOST}\"\n\
+             [collectors]\nkoji_db = false\nkoji_hub = false\nkoji_hosts = false\nkoji_tasks = false\n\
+             pg_stat_activity = false\nbuilder_health = true\nfilesystems = false\n\
+             services = false\nbuilddirs = false\n",
+            proc.display()
+        ),
+    )
+    .unwrap();
+    let exporter = start_binary(
+        d,
+        "koji-exporter",
+        "koji-exporter",
+        "exporter.toml",
+        exporter_port,
+        &[],
+    );
+    let central = Central {
+        webhook_token: WEBHOOK_TOKEN,
+        api_token: API_TOKEN,
+        journal_url: &journal.url,
+        hub_url: &hub.url,
+    };
+    let (remediator, remediator_port) = start_central_remediator(
+        d,
+        &central,
+        "",
+        r#"koji_user = "koji-remediator"
+
+[guards]
+reconcile_interval = "500ms"
+
+[[rule]]
+name = "overloaded-builder"
+alertname = "KojiBuilderOverloaded"
+action = "lower_capacity"
+policy = "auto"
+cooldown = "0s"
+restore_on_resolve = true
+restore_after = "20s"
+params = { step = 1.0, floor = 2.0 }
+"#,
+    );
+    let (alertmanager, am_port) = start_alertmanager(
+        d,
+        &format!("http://127.0.0.1:{remediator_port}/webhook/alertmanager"),
+        &d.join("webhook.token"),
+    );
+    let (prometheus, prom) = start_prometheus(d, &[("koji-builders", exporter_port)], am_port);
+    let all = [&exporter, &remediator, &alertmanager, &prometheus];
+    let client = reqwest::Client::new();
+    wait_for(
+        "Prometheus to scrape the builder",
+        Duration::from_secs(60),
+        &all,
+        || async {
+            let body = koji_e2e::get_json(
+                &client,
+                &format!("{prom}/api/v1/query?query=koji_load1"),
+                None,
+            )
+            .await?;
+            (!body["data"]["result"].as_array()?.is_empty()).then_some(())
+        },
+    )
+    .await;
+
+    // The builder: load follows capacity while demand is high.
+    let high = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let mut timeline: Vec<(f64, f64)> = vec![(0.0, 4.0)];
+    let mut demand_dropped_at = None;
+    while started.elapsed() < HIGH_DEMAND + Duration::from_secs(35) {
+        if started.elapsed() >= HIGH_DEMAND && high.swap(false, Ordering::Relaxed) {
+            demand_dropped_at = Some(started.elapsed().as_secs_f64());
+        }
+        let now = capacity(&hub).await;
+        if timeline.last().map(|(_, c)| *c) != Some(now) {
+            timeline.push((started.elapsed().as_secs_f64(), now));
+        }
+        let overloaded = high.load(Ordering::Relaxed) && now >= 4.0;
+        write_load(if overloaded { 2.0 * CPUS } else { CPUS });
+        if !high.load(Ordering::Relaxed) && now == 4.0 && timeline.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("capacity timeline (seconds, capacity): {timeline:?}");
+    let dropped = demand_dropped_at.expect("demand dropped");
+    let changes: Vec<f64> = timeline.iter().skip(1).map(|(_, c)| *c).collect();
+    assert_eq!(
+        changes,
+        [3.0, 4.0],
+        "lowered once, raised once: {timeline:?}"
+    );
+    assert!(
+        timeline[1].0 < dropped && timeline[2].0 > dropped,
+        "lowered while demand was high, back up only after it dropped: {timeline:?}"
+    );
+    // Nothing more happens: it has settled.
+    wait_for(
+        "a settled capacity",
+        Duration::from_secs(10),
+        &all,
+        || async { (capacity(&hub).await == 4.0).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(capacity(&hub).await, 4.0);
+}
