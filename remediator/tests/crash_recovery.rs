@@ -78,24 +78,11 @@ async fn kojid_stopped(log: &Path) {
 }
 
 /// A chat bridge on `port` that keeps every body it receives.
-async fn chat_bridge(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<Value>>> {
-    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
+async fn chat_bridge(port: u16) -> koji_e2e::Received {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    received
+    koji_e2e::json_sink_on(listener).await.1
 }
 
 /// A builder for an agent in `d`: an old build-dir entry `entry` under `d/mock`, kojid

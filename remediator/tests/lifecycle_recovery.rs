@@ -106,26 +106,8 @@ async fn run_state(remediator: &Remediator, id: i64) -> serde_json::Value {
 }
 
 /// A notice webhook that keeps every body.
-async fn chat_bridge() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-) {
-    let received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
+async fn chat_bridge() -> (String, koji_e2e::Received) {
+    koji_e2e::json_sink().await
 }
 
 #[tokio::test]

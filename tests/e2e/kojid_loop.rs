@@ -7,7 +7,6 @@
 //! `max_runs_per_hour = 2` holds the fix and on-call gets the notice instead.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use koji_e2e::{
@@ -43,26 +42,6 @@ impl Drop for Kojid {
             let _ = std::process::Command::new("kill").arg(pid.trim()).status();
         }
     }
-}
-
-/// A webhook that keeps every notice it receives.
-async fn notice_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/notices",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notices", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
 }
 
 fn write_script(path: &Path, text: &str) {
@@ -146,7 +125,7 @@ async fn kojid_is_restarted_by_its_agent_then_escalated_when_it_keeps_dying() {
     // The central remediator with the example runbook's rule.
     let hub = TestDb::empty("kojid_loop_hub").await.unwrap();
     let journal = TestDb::empty("kojid_loop_journal").await.unwrap();
-    let (notices_url, notices) = notice_sink().await;
+    let (notices_url, notices) = koji_e2e::json_sink().await;
     let central = Central {
         webhook_token: WEBHOOK_TOKEN,
         api_token: API_TOKEN,

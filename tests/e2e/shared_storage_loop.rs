@@ -4,7 +4,6 @@
 //! escalation and delivers the outage notice to a chat-bridge stand-in; nothing on the
 //! mount is touched.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use koji_e2e::{
@@ -29,21 +28,7 @@ async fn shared_storage_full_is_escalated_with_a_notice_and_nothing_deleted() {
     .unwrap();
 
     // The chat bridge stand-in.
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let seen = received.clone();
-    let bridge = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let bridge_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, bridge).await.unwrap() });
+    let (bridge_url, received) = koji_e2e::json_sink().await;
 
     let exporter_port = free_port();
     std::fs::write(

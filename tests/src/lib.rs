@@ -359,3 +359,31 @@ pub async fn alert_active(
             .any(|alert| alert["labels"]["alertname"] == alertname),
     )
 }
+
+/// What a [`json_sink`] has received, in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// A webhook (a chat bridge's stand-in, for notices) on `listener` that keeps every JSON
+/// body posted to `/hook`; its URL and what it received.
+pub async fn json_sink_on(listener: tokio::net::TcpListener) -> (String, Received) {
+    let received = Received::default();
+    let seen = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// [`json_sink_on`] a free loopback port.
+pub async fn json_sink() -> (String, Received) {
+    json_sink_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+}

@@ -421,24 +421,6 @@ pub fn local_agent(dir: &Path, policy: &str) -> String {
 }
 
 /// A webhook that keeps every notice it receives.
-pub async fn notice_sink() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-) {
-    let received: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
-    let seen = received.clone();
-    let app = axum::Router::new().route(
-        "/notices",
-        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/notices", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
+pub async fn notice_sink() -> (String, koji_e2e::Received) {
+    koji_e2e::json_sink().await
 }
