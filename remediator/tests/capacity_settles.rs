@@ -176,24 +176,7 @@ async fn a_capacity_someone_else_set_meanwhile_is_left_alone() {
         .post(&payload(true, &labels(), fingerprint, starts))
         .await;
     // An administrator sets 5 during the quiet period, as editHost would.
-    koji_testkit::populate::grant_permission(&remediator.hub.client, "kojiadmin", "admin")
-        .await
-        .unwrap();
-    let mut admin = koji_testkit::test_db::connect(&remediator.hub.url)
-        .await
-        .unwrap();
-    koji_db::capacity::change_capacity(
-        &mut admin,
-        koji_db::Layout::HostConfig {
-            has_update_time: true,
-        },
-        HOST,
-        3.0,
-        5.0,
-        "kojiadmin",
-    )
-    .await
-    .unwrap();
+    remediator.set_capacity_as_admin(HOST, 3.0, 5.0).await;
     let runs = remediator.finished_runs(2).await;
     let restore = runs.iter().find(|run| run["kind"] == "restore").unwrap();
     assert_eq!(restore["state"], "refused", "{runs:#?}");

@@ -194,24 +194,7 @@ async fn a_capacity_changed_meanwhile_is_not_restored() {
     remediator.post(&firing).await;
     remediator.finished_runs(1).await;
     assert_eq!(capacity(&remediator, version).await, 3.0);
-    koji_testkit::populate::grant_permission(&remediator.hub.client, "kojiadmin", "admin")
-        .await
-        .unwrap();
-    let mut admin = koji_testkit::test_db::connect(&remediator.hub.url)
-        .await
-        .unwrap();
-    koji_db::capacity::change_capacity(
-        &mut admin,
-        koji_db::Layout::HostConfig {
-            has_update_time: true,
-        },
-        HOST,
-        3.0,
-        8.0,
-        "kojiadmin",
-    )
-    .await
-    .unwrap();
+    remediator.set_capacity_as_admin(HOST, 3.0, 8.0).await;
     let resolved = payload(
         true,
         &labels(HOST),

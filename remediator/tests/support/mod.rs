@@ -235,6 +235,19 @@ impl Remediator {
             .get(0)
     }
 
+    /// An administrator (`kojiadmin`, given `admin`) changes `host`'s capacity from `from`
+    /// to `to` as Koji's editHost would, behind the remediator's back.
+    pub async fn set_capacity_as_admin(&self, host: &str, from: f64, to: f64) {
+        koji_testkit::populate::grant_permission(&self.hub.client, "kojiadmin", "admin")
+            .await
+            .unwrap();
+        let mut admin = koji_testkit::test_db::connect(&self.hub.url).await.unwrap();
+        let layout = koji_db::detect_layout(&admin).await.unwrap();
+        koji_db::capacity::change_capacity(&mut admin, layout, host, from, to, "kojiadmin")
+            .await
+            .unwrap();
+    }
+
     /// Waits until `count` runs exist and none is pending or running.
     pub async fn finished_runs(&self, count: usize) -> Vec<Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -231,19 +231,14 @@ async fn list(
     let Some((_, session)) = current_session(&headers, &state) else {
         return Redirect::to("/login").into_response();
     };
-    let escalations = match state.journal.escalations(200).await {
-        Ok(list) => list,
-        Err(error) => {
-            tracing::error!(%error, "cannot read the journal for the approval page");
-            return message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The journal cannot be read right now; try again shortly.",
-                Some(&session),
-            );
-        }
+    let read = async {
+        Ok::<_, crate::journal::JournalError>((
+            state.journal.escalations(200).await?,
+            state.journal.held_changes().await?,
+        ))
     };
-    let held = match state.journal.held_changes().await {
-        Ok(held) => held,
+    let (escalations, held) = match read.await {
+        Ok(read) => read,
         Err(error) => {
             tracing::error!(%error, "cannot read the journal for the approval page");
             return message(
