@@ -115,7 +115,8 @@ impl Journal {
             let labels = Json(&alert.labels);
             let mut verdict = decision.decision;
             let mut detail = decision.detail.clone();
-            if let Some(run) = &decision.run {
+            // Only actions that undo have restores to look at again.
+            if let Some(run) = decision.run.as_ref().filter(|run| run.action.can_restore()) {
                 transaction
                     .execute(
                         RECONSIDER_RESTORES,
