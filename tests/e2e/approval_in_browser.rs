@@ -231,7 +231,30 @@ services = []
         row_text.contains(&plan),
         "the plan is on the page: {row_text}"
     );
+    // Readable at a glance: the alert's summary, relative time, a link to its graph, the
+    // notice folded away; sizes in binary units.
+    assert!(
+        row_text.contains("(just now)") || row_text.contains(" ago)"),
+        "{row_text}"
+    );
+    assert!(row_text.contains("graph"), "{row_text}");
+    assert!(row_text.contains("Notice sent"), "{row_text}");
+    assert!(row_text.contains("MiB"), "{row_text}");
+    let graph = row
+        .find(Locator::LinkText("graph"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(graph.starts_with("http://127.0.0.1:"), "{graph}");
+    // As on a laptop and on a phone.
+    browser.resize(1366, 900).await;
     browser.screenshot("approval-page-pending.png").await;
+    browser.resize(390, 844).await;
+    browser.screenshot("approval-page-pending-phone.png").await;
+    browser.resize(1366, 900).await;
 
     // The forged cross-site approval, in the same logged-in browser: refused.
     page.goto(&format!("http://localhost:{forger_port}/"))

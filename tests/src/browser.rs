@@ -67,6 +67,14 @@ impl Browser {
         );
     }
 
+    /// Sets the window's size, as a laptop's or a phone's screen.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("the window resized");
+    }
+
     /// Saves a screenshot of the page as `name` in [`artifacts_dir`], and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let path = artifacts_dir().join(name);

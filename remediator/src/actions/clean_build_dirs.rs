@@ -427,10 +427,10 @@ impl CleanPlan {
             )
         };
         let deletion = format!(
-            "delete {} old build-dir entr{} ({} bytes): {}{kept}",
+            "delete {} old build-dir entr{} ({}): {}{kept}",
             self.delete.len(),
             if self.delete.len() == 1 { "y" } else { "ies" },
-            self.bytes,
+            humansize::format_size(self.bytes, humansize::BINARY),
             names.join(", ")
         );
         if self.services.is_empty() {
@@ -568,7 +568,11 @@ impl CleanPlan {
         let mut report = Vec::new();
         for (root, before) in &self.free_before {
             let (free, _) = space(Path::new(root)).map_err(ActionError::NotVerified)?;
-            report.push(format!("{root}: {free} bytes free (was {before})"));
+            report.push(format!(
+                "{root}: {} free (was {})",
+                humansize::format_size(free, humansize::BINARY),
+                humansize::format_size(*before, humansize::BINARY)
+            ));
         }
         for service in &self.services {
             if let Ok(false) = run_command(&policy.is_active_command, service).await {

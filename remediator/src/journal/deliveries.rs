@@ -57,8 +57,8 @@ UPDATE koji_remediator.action_runs
 const INSERT_ALERT: &str = "
 INSERT INTO koji_remediator.alerts
     (delivery_id, fingerprint, status, alertname, labels, annotations, starts_at, rule,
-     decision, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     decision, detail, generator_url)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Queues a notice for a run in the same transaction as the transition that calls for it.
 pub(super) const ENQUEUE_NOTICE: &str = "
@@ -217,6 +217,7 @@ impl Journal {
                         &decision.rule,
                         &verdict.name(),
                         &detail,
+                        &alert.generator_url,
                     ],
                 )
                 .await?;

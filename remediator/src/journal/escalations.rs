@@ -72,8 +72,15 @@ impl Journal {
                         'decided_by', decided_by, 'reason', decision_reason, 'outcome', outcome,
                         'notice', notice, 'alertname', labels->>'alertname',
                         'plan_detail', plan, 'created_at', created_at,
-                        'decided_at', decided_at, 'finished_at', finished_at)
+                        'decided_at', decided_at, 'finished_at', finished_at,
+                        'summary', alert.annotations->>'summary',
+                        'generator_url', alert.generator_url)
                    FROM koji_remediator.action_runs
+                   LEFT JOIN LATERAL (
+                        SELECT annotations, generator_url FROM koji_remediator.alerts a
+                         WHERE a.fingerprint = action_runs.fingerprint
+                           AND a.starts_at = action_runs.starts_at
+                         ORDER BY a.id LIMIT 1) alert ON true
                   WHERE policy IN ($2, $3)
                   ORDER BY state = $4 DESC, id DESC LIMIT $1",
                 &[

@@ -145,4 +145,11 @@ CREATE INDEX action_runs_pending ON koji_remediator.action_runs (action, id)
     WHERE state = 'pending';
 ",
     ),
+    (
+        6,
+        "
+-- The alert's graph in Prometheus (Alertmanager's generatorURL), for the approval page.
+ALTER TABLE koji_remediator.alerts ADD COLUMN generator_url text NOT NULL DEFAULT '';
+",
+    ),
 ];

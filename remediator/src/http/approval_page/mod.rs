@@ -274,21 +274,40 @@ async fn list(
     )
 }
 
-/// Readable timestamps and the full plan as indented JSON.
+/// Readable at a glance: timestamps also relative ("12 min ago"), the Koji host the alert
+/// is about, the alert's graph only as an http(s) link, and the full plan as indented JSON.
 fn for_display(mut escalation: Value) -> Value {
+    let now = chrono::Utc::now();
     for key in ["created_at", "decided_at", "finished_at"] {
         if let Some(text) = escalation[key].as_str() {
             if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
                 let utc = time.with_timezone(&chrono::Utc);
+                escalation[format!("{key}_ago")] = Value::from(ago(now - utc));
                 escalation[key] = Value::from(utc.format("%Y-%m-%d %H:%M:%S UTC").to_string());
             }
         }
+    }
+    escalation["host"] = escalation["labels"]["host"].clone();
+    let graph = escalation["generator_url"].as_str().unwrap_or("");
+    if !(graph.starts_with("https://") || graph.starts_with("http://")) {
+        escalation["generator_url"] = Value::Null;
     }
     if !escalation["plan_detail"].is_null() {
         let pretty = serde_json::to_string_pretty(&escalation["plan_detail"]).unwrap_or_default();
         escalation["plan_detail"] = Value::from(pretty);
     }
     escalation
+}
+
+/// How long ago, in words a person reads at a glance.
+fn ago(elapsed: chrono::Duration) -> String {
+    let seconds = elapsed.num_seconds().max(0);
+    match seconds {
+        0..60 => "just now".into(),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..86400 => format!("{} h {} min ago", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{} days ago", seconds / 86400),
+    }
 }
 
 #[derive(Deserialize)]
@@ -391,6 +410,32 @@ mod tests {
     }
 
     #[test]
+    fn elapsed_times_read_at_a_glance() {
+        let ago = |seconds| ago(chrono::Duration::seconds(seconds));
+        assert_eq!(ago(5), "just now");
+        assert_eq!(ago(12 * 60 + 30), "12 min ago");
+        assert_eq!(ago(3 * 3600 + 5 * 60), "3 h 5 min ago");
+        assert_eq!(ago(2 * 86400 + 10), "2 days ago");
+    }
+
+    #[test]
+    fn only_http_graph_links_and_the_koji_host_are_shown() {
+        let shown = for_display(serde_json::json!({
+            "labels": {"host": "buildvm-x86-01.example.org", "instance": "buildvm-x86-01:9866"},
+            "generator_url": "javascript:alert(1)",
+        }));
+        assert_eq!(shown["host"], "buildvm-x86-01.example.org");
+        assert!(shown["generator_url"].is_null());
+        let shown = for_display(serde_json::json!({
+            "generator_url": "https://prometheus.example.org/graph?g0.expr=up",
+        }));
+        assert_eq!(
+            shown["generator_url"],
+            "https://prometheus.example.org/graph?g0.expr=up"
+        );
+    }
+
+    #[test]
     fn timestamps_and_plans_are_made_readable() {
         let shown = for_display(serde_json::json!({
             "created_at": "2026-11-28T07:40:01.123456+00:00",
@@ -398,6 +443,7 @@ mod tests {
             "plan_detail": {"action": "x", "paths": ["/a"]},
         }));
         assert_eq!(shown["created_at"], "2026-11-28 07:40:01 UTC");
+        assert!(shown["created_at_ago"].as_str().unwrap().ends_with(" ago"));
         assert!(shown["decided_at"].is_null());
         assert_eq!(
             shown["plan_detail"],
