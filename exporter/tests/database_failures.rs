@@ -21,11 +21,7 @@ fn success(samples: &[support::Sample], collector: &str) -> f64 {
 #[tokio::test]
 async fn refused_connection_reports_db_down_at_once() {
     // Bind and drop a listener to get a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = koji_testkit::free_port();
     let url = format!("host=127.0.0.1 port={port} user=koji dbname=koji");
     let scraper = hub_scraper(config_for(&url, Duration::from_secs(5)));
     let started = Instant::now();

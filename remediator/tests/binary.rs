@@ -38,11 +38,7 @@ params = { step = 1.0 }
         support::config_text(dir.path(), &hub.url, &journal.url, rules),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = koji_testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .args([
             "--config.file",

@@ -13,13 +13,7 @@ use koji_testkit::{KojiVersion, TestDb};
 use serde_json::{json, Value};
 use support::{config_text, payload, FORWARD_TOKEN, HOST};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use koji_testkit::free_port;
 
 fn start(dir: &Path, name: &str, config: &str, port: u16) -> Process {
     Process::start(

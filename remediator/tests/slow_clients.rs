@@ -57,11 +57,7 @@ async fn idle_and_slow_clients_cannot_starve_the_listener_or_hold_up_a_stop() {
         "max_body_bytes = 65536\nheader_read_timeout = \"2s\"\nbody_timeout = \"2s\"\nshutdown_drain = \"3s\"",
     );
     std::fs::write(d.join("remediator.toml"), text).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = koji_testkit::free_port();
     let address = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .args(["--config.file", d.join("remediator.toml").to_str().unwrap()])

@@ -57,11 +57,7 @@ async fn tokens_rotate_guessing_is_slowed_and_no_secret_leaks() {
         support::config_text(d, &hub.url, &journal.url, &rules),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = koji_testkit::free_port();
     let log = d.join("remediator.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_koji-remediator"))

@@ -52,11 +52,6 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 impl TempCluster {
     /// Initialises a cluster with trust authentication and starts it.
     pub fn start_new(extra_settings: &[&str]) -> anyhow::Result<TempCluster> {
@@ -83,7 +78,7 @@ impl TempCluster {
         )?;
         let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\nfsync = off\n",
-            free_port()?,
+            crate::ports::free_port(),
             dir.path().display()
         );
         for setting in extra_settings {

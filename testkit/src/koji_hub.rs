@@ -117,7 +117,7 @@ impl KojiHub {
             .await?;
         }
 
-        let port = free_port()?;
+        let port = crate::ports::free_port();
         let (pg_host, pg_port, pg_user) = connection_parts(database_url);
         let mut words = vec![
             "/usr/bin/python3".to_owned(),
@@ -321,10 +321,4 @@ fn connection_parts(url: &str) -> (String, String, String) {
         part("port", "5432"),
         part("user", "postgres"),
     )
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }

@@ -7,6 +7,7 @@
 //! - [`mounts`]: tmpfs and bind mounts for tests, undone on drop.
 //! - [`cluster`]: a private PostgreSQL cluster that a test may stop and restart.
 //! - [`koji_hub`]: Koji's real hub (its schema, server and command line) for tests.
+//! - [`ports`]: free TCP ports outside the ephemeral range.
 //!
 //! The local server is `host=127.0.0.1 port=5432 user=postgres` unless
 //! `KOJI_TEST_PG_URL` says otherwise.
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod koji_hub;
 pub mod mounts;
 pub mod populate;
+pub mod ports;
 pub mod schema;
 pub mod smtp_sink;
 pub mod test_db;
@@ -26,5 +28,6 @@ pub use cluster::TempCluster;
 pub use generate::{generate, Scale};
 pub use koji_hub::KojiHub;
 pub use populate::{HostSpec, TaskSpec, TaskState};
+pub use ports::free_port;
 pub use schema::KojiVersion;
 pub use test_db::TestDb;

@@ -2,7 +2,7 @@
 //! on a free loopback port, storing every message it accepts in a maildir. Stopped when
 //! dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -56,10 +56,7 @@ impl SmtpSink {
     /// Runs the command `make` gives for a free port and the maildir, and waits until it
     /// accepts connections.
     fn spawn(dir: &Path, make: impl FnOnce(u16, &Path) -> Command) -> SmtpSink {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::ports::free_port();
         let maildir = dir.join("maildir");
         let child = make(port, &maildir)
             .spawn()

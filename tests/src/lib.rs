@@ -37,14 +37,7 @@ pub fn artifacts_dir() -> PathBuf {
     folder
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use koji_testkit::free_port;
 
 /// A child process killed when dropped, with its output in `<dir>/<name>.log`.
 pub struct Process {
