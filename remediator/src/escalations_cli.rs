@@ -1,5 +1,6 @@
-//! `koji-remediator escalations list|approve ID|reject ID`: on-call's command line against a
-//! running remediator's escalation API, with their personal token read from a file.
+//! `koji-remediator escalations list|approve ID|reject ID` and `koji-remediator simulate
+//! --alert FILE`: on-call's command line against a running remediator's API, with their
+//! token read from a file.
 
 use std::path::Path;
 
@@ -24,6 +25,11 @@ pub enum EscalationCommand {
         id: i64,
         /// Why.
         reason: String,
+    },
+    /// What an Alertmanager payload (JSON text) would do now; nothing is written.
+    Simulate {
+        /// The payload.
+        payload: String,
     },
 }
 
@@ -52,6 +58,10 @@ pub async fn run(
         EscalationCommand::Reject { id, reason } => client
             .post(format!("{base}/api/v1/escalations/{id}/reject"))
             .json(&json!({ "reason": reason })),
+        EscalationCommand::Simulate { payload } => client
+            .post(format!("{base}/api/v1/simulate"))
+            .header("Content-Type", "application/json")
+            .body(payload.clone()),
     }
     .bearer_auth(token)
     .send()
@@ -74,6 +84,7 @@ pub async fn run(
     }
     Ok(match command {
         EscalationCommand::List => format_list(&body),
+        EscalationCommand::Simulate { .. } => format_simulation(&body),
         _ => format!(
             "escalation {} {} by {}",
             body["id"],
@@ -81,6 +92,32 @@ pub async fn run(
             body["by"].as_str().unwrap_or("?")
         ),
     })
+}
+
+fn format_simulation(body: &Value) -> String {
+    let Some(alerts) = body["alerts"].as_array().filter(|a| !a.is_empty()) else {
+        return "no alerts in the payload".into();
+    };
+    alerts
+        .iter()
+        .map(|alert| {
+            let mut lines = vec![format!(
+                "{} -> {} ({})",
+                alert["alertname"].as_str().unwrap_or(""),
+                alert["decision"].as_str().unwrap_or(""),
+                alert["detail"].as_str().unwrap_or("")
+            )];
+            lines.push(format!(
+                "        would: {}",
+                alert["would"].as_str().unwrap_or("")
+            ));
+            if let Some(plan) = alert["plan"].as_str() {
+                lines.push(format!("        plan: {plan}"));
+            }
+            lines.join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn format_list(body: &Value) -> String {

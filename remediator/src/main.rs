@@ -64,6 +64,22 @@ enum Command {
         #[command(subcommand)]
         what: EscalationAction,
     },
+    /// What an alert would do if it fired now, asked of a running remediator (on-call's
+    /// API token): the decision, what would hold it, and the plan. Nothing is written.
+    Simulate {
+        /// The remediator's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9867")]
+        url: String,
+        /// File with on-call's API token.
+        #[arg(long, env = "KOJI_REMEDIATOR_TOKEN_FILE")]
+        token_file: PathBuf,
+        /// CA certificates (PEM) for an https:// URL from a site CA.
+        #[arg(long, env = "KOJI_REMEDIATOR_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// An Alertmanager webhook payload (JSON), e.g. a captured one.
+        #[arg(long, value_name = "FILE")]
+        alert: PathBuf,
+    },
     /// Write the tokens a site needs (and, with --throwaway-ca, a CA and the certificates
     /// the example web configurations name) into a folder, and say where each goes. Files
     /// that exist are kept.
@@ -151,6 +167,27 @@ async fn main() -> anyhow::Result<()> {
         };
         let outcomes = site_files::make(&request)?;
         println!("{}", site_files::report(&outcomes, throwaway_ca));
+        return Ok(());
+    }
+    if let Some(Command::Simulate {
+        url,
+        token_file,
+        ca_file,
+        alert,
+    }) = &cli.command
+    {
+        let payload = std::fs::read_to_string(alert)
+            .with_context(|| format!("cannot read {}", alert.display()))?;
+        println!(
+            "{}",
+            escalations_cli::run(
+                url,
+                token_file,
+                ca_file.as_deref(),
+                EscalationCommand::Simulate { payload }
+            )
+            .await?
+        );
         return Ok(());
     }
     if let Some(Command::Escalations {

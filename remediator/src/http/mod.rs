@@ -13,6 +13,7 @@ pub mod header_limit;
 pub mod journal_api;
 pub mod metrics_endpoint;
 pub mod pause_api;
+pub mod simulate_api;
 pub mod state;
 pub mod token_file;
 pub mod webhook;
@@ -36,6 +37,7 @@ pub fn central(state: AppState) -> Router {
             get(pause_api::get_pause).post(pause_api::set_pause),
         )
         .route("/api/v1/escalations", get(escalations_api::escalations))
+        .route("/api/v1/simulate", post(simulate_api::simulate))
         .route(
             "/api/v1/escalations/{id}/approve",
             post(escalations_api::approve),

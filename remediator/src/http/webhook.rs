@@ -22,7 +22,7 @@ use crate::runbook;
 /// Whether a `Content-Type` is JSON: `application/json`, any case, with parameters
 /// (`; charset=utf-8`) or none; never a longer subtype such as `application/jsonx`.
 /// Split by hand: one media type, compared as RFC 9110 says (case-insensitive).
-fn is_json(content_type: &str) -> bool {
+pub fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
 }

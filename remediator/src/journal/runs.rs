@@ -361,6 +361,28 @@ impl Journal {
         })))
     }
 
+    /// What would hold a new fix of `run`'s action on its target now, read only (for a
+    /// simulation): the occurrence resolved, the cooldown, or the hourly limit.
+    pub async fn would_hold(
+        &self,
+        run: &RunRow,
+        cooldown: Duration,
+        max_runs_per_hour: Option<u32>,
+    ) -> Result<Option<(Hold, String)>, JournalError> {
+        let mut client = self.client().await?;
+        // Read in a transaction that is rolled back: nothing is written.
+        let transaction = client.transaction().await?;
+        let held = match self.hold(&transaction, run, cooldown).await? {
+            Some(held) => Some(held),
+            None => {
+                self.over_hourly_cap(&transaction, run, max_runs_per_hour)
+                    .await?
+            }
+        };
+        transaction.rollback().await?;
+        Ok(held)
+    }
+
     /// Holds a fix that already acted `max_runs_per_hour` times on its target within the
     /// hour.
     async fn over_hourly_cap(

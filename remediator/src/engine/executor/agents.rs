@@ -104,7 +104,11 @@ impl Executor {
 
     /// The plan on-call is asked to approve: made here, or for a host-local action by the
     /// machine's agent (plan only), which keeps the plan and sends its summary.
-    async fn escalation_plan(&self, run: &RunRow, rule: &Rule) -> Result<EscalationPlan, String> {
+    pub(super) async fn escalation_plan(
+        &self,
+        run: &RunRow,
+        rule: &Rule,
+    ) -> Result<EscalationPlan, String> {
         let context = &self.inner.context;
         let Some(forwarder) = context
             .forwarder
@@ -199,7 +203,7 @@ impl Executor {
 }
 
 /// What planning an escalation came to.
-enum EscalationPlan {
+pub(super) enum EscalationPlan {
     /// A plan made here, stored whole.
     Change(Plan),
     /// A plan an agent made and keeps: its summary.

@@ -11,7 +11,7 @@
 //!
 //! Split: this file is the lifecycle; `agents` forwards host-local runs to their
 //! machine's agent and has escalations of them planned there; `silencing` holds the
-//! Alertmanager silence around a fix.
+//! Alertmanager silence around a fix; `simulation` says what a delivery would do now.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 mod agents;
 mod silencing;
+pub mod simulation;
 
 use super::silences::Silencer;
 use crate::actions::{steps, ActionContext, Plan, Planned};

@@ -1,0 +1,47 @@
+//! `POST /api/v1/simulate` (on-call's shared token): an Alertmanager payload in, what each
+//! alert would do now out (decision, guards, plan), with nothing claimed, journaled or
+//! applied. See [`crate::engine::executor::simulation`].
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::api_error::ApiError;
+use super::auth::OncallApi;
+use super::journal_api::journal_read_error;
+use super::state::AppState;
+use super::webhook::{is_json, read_body};
+use crate::{alertmanager, runbook};
+
+/// `POST /api/v1/simulate`.
+pub async fn simulate(
+    _caller: OncallApi,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(is_json);
+    if !json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    let payload = alertmanager::parse(&bytes)
+        .map_err(|error| ApiError::bad_request("malformed_payload", error.to_string()))?;
+    let mut alerts = Vec::new();
+    for alert in &payload.alerts {
+        let decided = runbook::decide(&state.config, alert);
+        alerts.push(
+            state
+                .executor
+                .simulate(&decided)
+                .await
+                .map_err(journal_read_error)?,
+        );
+    }
+    Ok(Json(serde_json::json!({ "alerts": alerts })))
+}
