@@ -252,3 +252,66 @@ async fn log_in_refuse_forgeries_approve_once_log_out() {
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()[LOCATION], "/login");
 }
+
+/// The page's simulate form: a pasted payload is decided and planned as now, shown as a
+/// page; posted like a decision (a form without the session's token is refused); nothing is
+/// journaled or applied.
+#[tokio::test]
+async fn the_simulate_form_says_what_an_alert_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let remediator =
+        Remediator::start(KojiVersion::V1_33, &approve_lowering_rules(dir.path())).await;
+    let base = remediator.base.clone();
+    let mut host = HostSpec::new(HOST);
+    host.capacity = 4.0;
+    add_host(&remediator.hub.client, KojiVersion::V1_33, &host)
+        .await
+        .unwrap();
+    let cookie = session_cookie(&log_in(&base, "alice", ALICE).await);
+    let page = browser()
+        .get(format!("{base}/escalations"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"simulate\""), "{page}");
+    let csrf = form_token(&page);
+    let alert = payload(
+        false,
+        &[("alertname", "KojiBuilderOverloaded"), ("host", HOST)],
+        "9a0b9a0b9a0b9a0b",
+        "2026-11-30T12:00:00Z",
+    );
+    let before = remediator.journal_counts().await;
+    let refused = browser()
+        .post(format!("{base}/simulate"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", "wrong"), ("payload", alert.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let answer = browser()
+        .post(format!("{base}/simulate"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("payload", alert.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let shown = answer.text().await.unwrap();
+    assert!(
+        shown.contains("plan, and wait for on-call&#x27;s approval")
+            && shown.contains(&format!("set capacity of Koji host {HOST} from 4 to 3")),
+        "{shown}"
+    );
+    assert_eq!(
+        remediator.journal_counts().await,
+        before,
+        "nothing journaled"
+    );
+    assert_eq!(remediator.active_capacity_of(HOST).await, 4.0);
+}

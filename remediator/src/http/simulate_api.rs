@@ -13,6 +13,7 @@ use super::auth::OncallApi;
 use super::journal_api::journal_read_error;
 use super::state::AppState;
 use super::webhook::{is_json, read_body};
+use crate::engine::executor::simulation::Simulated;
 use crate::{alertmanager, runbook};
 
 /// `POST /api/v1/simulate`.
@@ -30,7 +31,13 @@ pub async fn simulate(
         return Err(ApiError::unsupported_media_type());
     }
     let bytes = read_body(body, state.config.server.max_body_bytes).await?;
-    let payload = alertmanager::parse(&bytes)
+    let alerts = simulated(&state, &bytes).await?;
+    Ok(Json(serde_json::json!({ "alerts": alerts })))
+}
+
+/// What each alert of the payload `bytes` would do now (also for the approval page's form).
+pub async fn simulated(state: &AppState, bytes: &[u8]) -> Result<Vec<Simulated>, ApiError> {
+    let payload = alertmanager::parse(bytes)
         .map_err(|error| ApiError::bad_request("malformed_payload", error.to_string()))?;
     let mut alerts = Vec::new();
     for alert in &payload.alerts {
@@ -43,5 +50,5 @@ pub async fn simulate(
                 .map_err(journal_read_error)?,
         );
     }
-    Ok(Json(serde_json::json!({ "alerts": alerts })))
+    Ok(alerts)
 }

@@ -1,5 +1,6 @@
 //! The approval page: on-call logs in with their `[[oncall]]` name and personal token, sees
-//! pending and recent escalations with their plans, and approves or rejects them. Plain
+//! pending and recent escalations with their plans, the changes held until it is safe to undo
+//! them, approves or rejects, and asks what an alert would do now ([`simulate_form`]). Plain
 //! server-rendered HTML forms (minijinja templates compiled into the binary), usable without
 //! JavaScript. GET never changes anything; every POST must come from this site, carry the
 //! session cookie and the session's form token (see [`cross_site`]). Decisions go through
@@ -7,6 +8,7 @@
 
 pub mod cross_site;
 pub mod sessions;
+pub mod simulate_form;
 
 use std::sync::LazyLock;
 
@@ -41,6 +43,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "escalations.html",
             include_str!("../../../templates/escalations.html"),
         ),
+        (
+            "simulate.html",
+            include_str!("../../../templates/simulate.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the compiled-in templates parse (tested)");
@@ -57,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/escalations", get(list))
         .route("/escalations/{id}/approve", post(approve))
         .route("/escalations/{id}/reject", post(reject))
+        .route("/simulate", post(simulate_form::simulate))
 }
 
 /// Renders a template with the headers every page carries: no caching, no framing, no
