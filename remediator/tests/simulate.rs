@@ -158,10 +158,25 @@ async fn an_alert_is_decided_and_planned_as_now_and_nothing_is_written() {
         .unwrap();
     assert!(resumed.status().is_success());
 
-    // After a real run on the host, its cooldown holds a new occurrence.
+    // After a real run on the host, its cooldown holds a new occurrence, and the same
+    // occurrence again is a duplicate.
     remediator.post(&alert("warning", "e5e5e5e5e5e5e5e5")).await;
     remediator.finished_runs(1).await;
     assert_eq!(remediator.active_capacity_of(HOST).await, 3.0);
+    let (_, answer) = simulate(
+        &remediator,
+        &alert("warning", "e5e5e5e5e5e5e5e5"),
+        API_TOKEN,
+    )
+    .await;
+    assert_eq!(answer["alerts"][0]["decision"], "duplicate", "{answer}");
+    assert!(
+        answer["alerts"][0]["would"]
+            .as_str()
+            .unwrap()
+            .contains("already claimed for this alert occurrence (succeeded)"),
+        "{answer}"
+    );
     let before = remediator.journal_counts().await;
     let (_, answer) = simulate(
         &remediator,

@@ -361,6 +361,25 @@ impl Journal {
         })))
     }
 
+    /// The run already claimed for this occurrence, action and kind, if any: its id and
+    /// state (a delivery of it now would be a duplicate).
+    pub async fn claimed(&self, run: &RunRow) -> Result<Option<(i64, String)>, JournalError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id, state FROM koji_remediator.action_runs
+                  WHERE fingerprint = $1 AND starts_at = $2 AND action = $3 AND kind = $4",
+                &[
+                    &run.fingerprint,
+                    &run.starts_at,
+                    &run.action.name(),
+                    &run.kind.name(),
+                ],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
     /// What would hold a new fix of `run`'s action on its target now, read only (for a
     /// simulation): the occurrence resolved, the cooldown, or the hourly limit.
     pub async fn would_hold(

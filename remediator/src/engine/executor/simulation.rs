@@ -89,6 +89,13 @@ impl Executor {
             attempts: 0,
             applying_at: None,
         };
+        if let Some((id, state)) = self.inner.journal.claimed(&run).await? {
+            simulated.decision = "duplicate".into();
+            simulated.would = format!(
+                "nothing new: run {id} was already claimed for this alert occurrence ({state})"
+            );
+            return Ok(simulated);
+        }
         if request.kind == RunKind::Restore {
             simulated.would = format!(
                 "undo what {} applied for this alert, once {} has been quiet for {}",
