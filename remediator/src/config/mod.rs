@@ -112,6 +112,14 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if let Some(url) = &self.server.dashboard_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(
+                    "server.dashboard_url".into(),
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
         if self.server.session_lifetime.is_zero() {
             return Err(invalid(
                 "server.session_lifetime".into(),

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// How long an approval-page log-in lasts.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
+    /// The dashboard the approval page links each escalation to, `{host}` replaced by the
+    /// alert's Koji host (URL-encoded), e.g. a Grafana dashboard of dashboards/ with its
+    /// host variable: `https://grafana.example.org/d/koji-builders?var-host={host}`.
+    pub dashboard_url: Option<String>,
     /// A client must send a request's whole header within this, and an idle keep-alive
     /// connection is closed after it (slowloris and idle connections).
     #[serde(with = "humantime_serde")]
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
             api_token_file: None,
             max_body_bytes: 1 << 20,
             session_lifetime: Duration::from_secs(8 * 3600),
+            dashboard_url: None,
             web_config_file: None,
             allow_plain_http: false,
             header_read_timeout: koji_tls::Limits::default().header_read_timeout,

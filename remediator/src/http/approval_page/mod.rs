@@ -257,7 +257,7 @@ async fn list(
     };
     let (pending, recent): (Vec<Value>, Vec<Value>) = escalations
         .into_iter()
-        .map(for_display)
+        .map(|escalation| for_display(escalation, state.config.server.dashboard_url.as_deref()))
         .partition(|e| e["state"] == RunState::AwaitingApproval.name());
     let verdict = query.state.as_deref().and_then(|s| s.parse().ok());
     let flash = match (query.decided, verdict) {
@@ -282,8 +282,9 @@ async fn list(
 }
 
 /// Readable at a glance: timestamps also relative ("12 min ago"), the Koji host the alert
-/// is about, the alert's graph only as an http(s) link, and the full plan as indented JSON.
-fn for_display(mut escalation: Value) -> Value {
+/// is about, the alert's graph only as an http(s) link, the host's dashboard (`dashboard`:
+/// `{host}` in the configured URL replaced), and the full plan as indented JSON.
+fn for_display(mut escalation: Value, dashboard: Option<&str>) -> Value {
     let now = chrono::Utc::now();
     for key in ["created_at", "decided_at", "finished_at"] {
         if let Some(text) = escalation[key].as_str() {
@@ -295,6 +296,12 @@ fn for_display(mut escalation: Value) -> Value {
         }
     }
     escalation["host"] = escalation["labels"]["host"].clone();
+    if let (Some(template), Some(host)) = (dashboard, escalation["host"].as_str()) {
+        let host: String =
+            percent_encoding::utf8_percent_encode(host, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
+        escalation["dashboard"] = Value::from(template.replace("{host}", &host));
+    }
     let graph = escalation["generator_url"].as_str().unwrap_or("");
     if !(graph.starts_with("https://") || graph.starts_with("http://")) {
         escalation["generator_url"] = Value::Null;
@@ -427,15 +434,26 @@ mod tests {
 
     #[test]
     fn only_http_graph_links_and_the_koji_host_are_shown() {
-        let shown = for_display(serde_json::json!({
-            "labels": {"host": "buildvm-x86-01.example.org", "instance": "buildvm-x86-01:9866"},
-            "generator_url": "javascript:alert(1)",
-        }));
-        assert_eq!(shown["host"], "buildvm-x86-01.example.org");
+        let shown = for_display(
+            serde_json::json!({
+                "labels": {"host": "buildvm-x86-01.example.org&x=<y>", "instance": "b:9866"},
+                "generator_url": "javascript:alert(1)",
+            }),
+            Some("https://grafana.example.org/d/koji-builders?var-host={host}"),
+        );
+        assert_eq!(shown["host"], "buildvm-x86-01.example.org&x=<y>");
         assert!(shown["generator_url"].is_null());
-        let shown = for_display(serde_json::json!({
-            "generator_url": "https://prometheus.example.org/graph?g0.expr=up",
-        }));
+        assert_eq!(
+            shown["dashboard"],
+            "https://grafana.example.org/d/koji-builders?var-host=buildvm%2Dx86%2D01%2Eexample%2Eorg%26x%3D%3Cy%3E"
+        );
+        let shown = for_display(
+            serde_json::json!({
+                "generator_url": "https://prometheus.example.org/graph?g0.expr=up",
+            }),
+            None,
+        );
+        assert!(shown["dashboard"].is_null());
         assert_eq!(
             shown["generator_url"],
             "https://prometheus.example.org/graph?g0.expr=up"
@@ -444,11 +462,14 @@ mod tests {
 
     #[test]
     fn timestamps_and_plans_are_made_readable() {
-        let shown = for_display(serde_json::json!({
-            "created_at": "2026-11-28T07:40:01.123456+00:00",
-            "decided_at": null,
-            "plan_detail": {"action": "x", "paths": ["/a"]},
-        }));
+        let shown = for_display(
+            serde_json::json!({
+                "created_at": "2026-11-28T07:40:01.123456+00:00",
+                "decided_at": null,
+                "plan_detail": {"action": "x", "paths": ["/a"]},
+            }),
+            None,
+        );
         assert_eq!(shown["created_at"], "2026-11-28 07:40:01 UTC");
         assert!(shown["created_at_ago"].as_str().unwrap().ends_with(" ago"));
         assert!(shown["decided_at"].is_null());
