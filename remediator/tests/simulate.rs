@@ -44,6 +44,19 @@ async fn simulate(remediator: &Remediator, body: &str, token: &str) -> (u16, Val
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Turns the pause switch on or off through the API.
+async fn set_paused(remediator: &Remediator, paused: bool) {
+    let response = remediator
+        .client
+        .post(format!("{}/api/v1/pause", remediator.base))
+        .bearer_auth(API_TOKEN)
+        .json(&serde_json::json!({"paused": paused, "by": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
 fn alert(severity: &'static str, fingerprint: &str) -> String {
     payload(
         false,
@@ -129,15 +142,7 @@ async fn an_alert_is_decided_and_planned_as_now_and_nothing_is_written() {
     assert_eq!(answer["alerts"][0]["would"], "nothing: no run", "{answer}");
 
     // The pause switch: planned, not applied.
-    let paused = remediator
-        .client
-        .post(format!("{}/api/v1/pause", remediator.base))
-        .bearer_auth(API_TOKEN)
-        .json(&serde_json::json!({"paused": true, "by": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(paused.status().is_success());
+    set_paused(&remediator, true).await;
     let (_, answer) = simulate(
         &remediator,
         &alert("warning", "d4d4d4d4d4d4d4d4"),
@@ -148,15 +153,7 @@ async fn an_alert_is_decided_and_planned_as_now_and_nothing_is_written() {
         answer["alerts"][0]["would"], "plan only: the pause switch is on",
         "{answer}"
     );
-    let resumed = remediator
-        .client
-        .post(format!("{}/api/v1/pause", remediator.base))
-        .bearer_auth(API_TOKEN)
-        .json(&serde_json::json!({"paused": false, "by": "test"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resumed.status().is_success());
+    set_paused(&remediator, false).await;
 
     // After a real run on the host, its cooldown holds a new occurrence, and the same
     // occurrence again is a duplicate.

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 
@@ -12,7 +12,7 @@ use super::api_error::ApiError;
 use super::auth::OncallApi;
 use super::journal_api::journal_read_error;
 use super::state::AppState;
-use super::webhook::{is_json, read_body};
+use super::webhook::json_body;
 use crate::engine::executor::simulation::Simulated;
 use crate::{alertmanager, runbook};
 
@@ -23,14 +23,7 @@ pub async fn simulate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(is_json);
-    if !json {
-        return Err(ApiError::unsupported_media_type());
-    }
-    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    let bytes = json_body(&headers, body, state.config.server.max_body_bytes).await?;
     let alerts = simulated(&state, &bytes).await?;
     Ok(Json(serde_json::json!({ "alerts": alerts })))
 }

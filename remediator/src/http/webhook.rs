@@ -22,7 +22,7 @@ use crate::runbook;
 /// Whether a `Content-Type` is JSON: `application/json`, any case, with parameters
 /// (`; charset=utf-8`) or none; never a longer subtype such as `application/jsonx`.
 /// Split by hand: one media type, compared as RFC 9110 says (case-insensitive).
-pub fn is_json(content_type: &str) -> bool {
+fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
 }
@@ -40,13 +40,13 @@ pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Ap
     })
 }
 
-/// `POST /webhook/alertmanager`.
-pub async fn webhook(
-    _caller: Alertmanager,
-    State(state): State<AppState>,
-    headers: HeaderMap,
+/// The body of a request that must be JSON: 415 for another media type, then as
+/// [`read_body`] (the webhook and the simulate API take the same payloads).
+pub async fn json_body(
+    headers: &HeaderMap,
     body: Body,
-) -> Result<impl IntoResponse, ApiError> {
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -54,7 +54,17 @@ pub async fn webhook(
     if !json {
         return Err(ApiError::unsupported_media_type());
     }
-    let bytes = read_body(body, state.config.server.max_body_bytes).await?;
+    read_body(body, limit).await
+}
+
+/// `POST /webhook/alertmanager`.
+pub async fn webhook(
+    _caller: Alertmanager,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let bytes = json_body(&headers, body, state.config.server.max_body_bytes).await?;
     let payload = alertmanager::parse(&bytes).map_err(|error| match error {
         alertmanager::PayloadError::Version(_) => {
             ApiError::bad_request("unsupported_version", error.to_string())
