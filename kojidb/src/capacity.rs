@@ -7,7 +7,7 @@
 //! `list-history --host` shows one "host configuration altered" entry with the old and new
 //! capacity.
 
-use tokio_postgres::{Client, GenericClient, Transaction};
+use tokio_postgres::{Client, GenericClient};
 
 use crate::{KojiDbError, Layout};
 
@@ -110,17 +110,6 @@ pub async fn check_changer(client: &impl GenericClient, user: &str) -> Result<i3
     Ok(id)
 }
 const UPDATE_PRE_1_16: &str = "UPDATE host SET capacity = $2 WHERE id = $1";
-/// One event for the whole change, as Koji's `get_event()` gives one per transaction.
-const NEW_EVENT: &str = "SELECT get_event()";
-const REVOKE_ACTIVE: &str = "
-UPDATE host_config SET revoke_event = $2, revoker_id = $3, active = NULL
- WHERE host_id = $1 AND active IS TRUE";
-const INSERT_ACTIVE: &str = "
-INSERT INTO host_config (host_id, arches, capacity, description, comment, enabled,
-                         create_event, creator_id)
-SELECT host_id, arches, $2, description, comment, enabled, $3, $4
-  FROM host_config WHERE host_id = $1 AND revoke_event = $3";
-
 /// The host's current capacity, or `None` when there is no such host.
 pub async fn read_capacity(
     client: &impl GenericClient,
@@ -179,26 +168,16 @@ pub async fn change_capacity(
                 .await?;
         }
         Layout::HostConfig { .. } => {
-            revoke_and_insert(&transaction, host_id, new, changer).await?;
+            crate::host_config_rows::revoke_and_insert(
+                &transaction,
+                host_id,
+                crate::host_config_rows::ConfigChange::Capacity(new),
+                changer,
+            )
+            .await?;
         }
     }
     transaction.commit().await?;
-    Ok(())
-}
-
-async fn revoke_and_insert(
-    transaction: &Transaction<'_>,
-    host_id: i32,
-    new: f64,
-    user_id: i32,
-) -> Result<(), CapacityError> {
-    let event: i32 = transaction.query_one(NEW_EVENT, &[]).await?.get(0);
-    transaction
-        .execute(REVOKE_ACTIVE, &[&host_id, &event, &user_id])
-        .await?;
-    transaction
-        .execute(INSERT_ACTIVE, &[&host_id, &new, &event, &user_id])
-        .await?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 //! hosts must therefore first learn which layout it talks to.
 //!
 //! - [`capacity`]: read and change a host's capacity as Koji's `editHost` does.
+//! - [`host_enabled`]: take a host out of service and back as `disableHost`/`enableHost` do.
+//! - [`host_config_rows`]: one versioned change of a host's configuration, as the hub makes it.
 //! - [`layout`]: detect the schema layout of a connected database.
 //! - [`hosts`]: read every builder with its capacity, load, readiness and channels.
 //! - [`pool`]: the connection pool builder both binaries use.
@@ -13,6 +15,8 @@
 
 pub mod capacity;
 pub mod error;
+pub mod host_config_rows;
+pub mod host_enabled;
 pub mod hosts;
 pub mod layout;
 pub mod pool;

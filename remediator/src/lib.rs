@@ -166,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
             .map_or_else(|| "koji-remediator".into(), |hub| hub.koji_user.clone()),
         agent: agent_config.clone(),
         journal_id: String::new(),
+        progress: None,
     };
     check_koji_user(&config, &context).await?;
     let background = CancellationToken::new();
@@ -201,14 +202,19 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
     })
 }
 
-/// Refuses to start a runbook that changes capacity under a Koji user Koji itself would
+/// Refuses to start a runbook that changes hosts (capacity, enabled) under a Koji user Koji itself would
 /// refuse (blocked, or without the `host` permission), when the hub answers now; each
 /// change checks again. A hub that does not answer is logged and checked at each change.
 async fn check_koji_user(config: &Config, context: &ActionContext) -> anyhow::Result<()> {
     let changes_capacity = config
         .rules
         .iter()
-        .any(|rule| rule.action == actions::kind::ActionKind::LowerCapacity);
+        .any(|rule| {
+            matches!(
+                rule.action,
+                actions::kind::ActionKind::LowerCapacity | actions::kind::ActionKind::DrainAndReboot
+            )
+        });
     let Some(hub) = context.hub.as_ref().filter(|_| changes_capacity) else {
         return Ok(());
     };
@@ -272,6 +278,10 @@ async fn start_central(
         duration: config.guards.run_lease,
     };
     tracing::info!(replica = %lease.owner, "journal ready");
+    context.progress = Some(Arc::new(journal::progress::JournalProgress {
+        journal: journal.clone(),
+        owner: lease.owner.clone(),
+    }));
     let run_ended = Arc::new(Notify::new());
     let notice_queued = Arc::new(Notify::new());
     let executor = Executor::new(

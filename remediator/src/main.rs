@@ -340,6 +340,13 @@ fn check_report(config: &Config) -> String {
                 restart.restart_command.join(" ")
             ));
         }
+        if let Some(reboot) = &agent.reboot_host {
+            lines.push(format!(
+                "  reboot_host: may reboot this machine with `{}`, {} after answering",
+                reboot.command.join(" "),
+                humantime::format_duration(reboot.delay)
+            ));
+        }
     }
     lines.join("\n")
 }

@@ -33,6 +33,11 @@ pub enum ActionKind {
     RestartServices,
     /// Restart services on one machine (the agent-side step of `restart_services`).
     RestartLocalServices,
+    /// Take a builder out of service, wait for its tasks, reboot it through its agent,
+    /// and put it back once it checks in again (the runbook's first answer to an OOM).
+    DrainAndReboot,
+    /// Reboot one machine (the agent-side step of `drain_and_reboot`).
+    RebootHost,
     /// Hand the problem to on-call: no change is made (`notify` policy only).
     Escalate,
 }
@@ -54,7 +59,7 @@ impl ActionKind {
     pub fn is_host_local(self) -> bool {
         matches!(
             self,
-            ActionKind::CleanBuildDirs | ActionKind::RestartLocalServices
+            ActionKind::CleanBuildDirs | ActionKind::RestartLocalServices | ActionKind::RebootHost
         )
     }
 }
@@ -75,6 +80,8 @@ mod tests {
                 "clean_build_dirs",
                 "restart_services",
                 "restart_local_services",
+                "drain_and_reboot",
+                "reboot_host",
                 "escalate"
             ]
         );

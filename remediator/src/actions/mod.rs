@@ -8,8 +8,11 @@
 //! machine's own policy (`[agent.<action>]`): a rule or a request only sets knobs.
 
 pub mod clean_build_dirs;
+pub mod drain_and_reboot;
 pub mod kind;
 pub mod lower_capacity;
+pub mod progress;
+pub mod reboot_host;
 pub mod restart_local_services;
 pub mod restart_services;
 pub mod steps;
@@ -40,6 +43,9 @@ pub struct ActionContext {
     pub forwarder: Option<crate::engine::forwarding::Forwarder>,
     /// The central journal's identity, sent with every forwarded request.
     pub journal_id: String,
+    /// Where long actions save how far they got (the central journal), so a replica
+    /// taking a run over resumes it.
+    pub progress: Option<Arc<dyn progress::ProgressLog>>,
 }
 
 /// A plan: the exact change, for the journal and for on-call.
@@ -56,6 +62,10 @@ pub enum Plan {
     RestartServices(restart_services::OrderedRestartPlan),
     /// See [`restart_local_services::RestartPlan`].
     RestartLocalServices(restart_local_services::RestartPlan),
+    /// See [`drain_and_reboot::DrainPlan`].
+    DrainAndReboot(drain_and_reboot::DrainPlan),
+    /// See [`reboot_host::RebootPlan`].
+    RebootHost(reboot_host::RebootPlan),
 }
 
 /// What planning concluded.
@@ -136,6 +146,10 @@ impl ActionKind {
             ActionKind::RestartLocalServices => {
                 restart_local_services::Params::from_table(params).map(|_| ())
             }
+            ActionKind::DrainAndReboot => drain_and_reboot::Params::from_table(params).map(|_| ()),
+            ActionKind::RebootHost => Err(
+                "reboot_host is asked of an agent by drain_and_reboot, after the host is drained: name drain_and_reboot in a rule".into(),
+            ),
             ActionKind::Escalate if params.is_empty() => Ok(()),
             ActionKind::Escalate => Err("escalate takes no parameters".into()),
         }
@@ -164,6 +178,8 @@ impl ActionKind {
                 "host:{}",
                 label(&restart_local_services::Params::from_table(params)?.host_label)
             )),
+            ActionKind::DrainAndReboot => drain_and_reboot::Params::from_table(params)?.target(labels),
+            ActionKind::RebootHost => Ok(format!("host:{}", label("host"))),
             ActionKind::Escalate => Ok(format!("alert:{}", label("alertname"))),
         }
     }
@@ -244,6 +260,13 @@ impl ActionKind {
                 let params = restart_services::Params::from_table(params).map_err(bad)?;
                 restart_services::plan(context, &params).await
             }
+            ActionKind::DrainAndReboot => {
+                let params = drain_and_reboot::Params::from_table(params).map_err(bad)?;
+                drain_and_reboot::plan(context, &params, labels).await
+            }
+            ActionKind::RebootHost => Ok(Planned::Refused(
+                "reboot_host is asked by drain_and_reboot only".into(),
+            )),
             // Configuration allows escalate only with the notify policy, which never runs.
             ActionKind::Escalate => Ok(Planned::Refused(
                 "escalate changes nothing; it is for on-call".into(),
@@ -272,6 +295,7 @@ pub async fn plan_host_local(
             host_label,
             &request.knobs,
         )),
+        ActionKind::RebootHost => Ok(reboot_host::plan(context, &request.labels, host_label)),
         other => Ok(Planned::Refused(format!(
             "{} does not run on an agent",
             other.name()
@@ -288,6 +312,8 @@ impl Plan {
             Plan::CleanBuildDirs(plan) => plan.summary(),
             Plan::RestartServices(plan) => plan.summary(),
             Plan::RestartLocalServices(plan) => plan.summary(),
+            Plan::DrainAndReboot(plan) => plan.summary(),
+            Plan::RebootHost(plan) => plan.summary(),
         }
     }
 
@@ -299,6 +325,8 @@ impl Plan {
             Plan::CleanBuildDirs(plan) => plan.apply(context, run).await,
             Plan::RestartServices(plan) => plan.apply(context, run).await,
             Plan::RestartLocalServices(plan) => plan.apply(context).await,
+            Plan::DrainAndReboot(plan) => plan.apply(context, run).await,
+            Plan::RebootHost(plan) => plan.apply(context).await,
         }
     }
 
@@ -310,6 +338,8 @@ impl Plan {
             Plan::CleanBuildDirs(plan) => plan.verify(context).await,
             Plan::RestartServices(plan) => plan.verify(context).await,
             Plan::RestartLocalServices(plan) => plan.verify(context).await,
+            Plan::DrainAndReboot(plan) => plan.verify(context).await,
+            Plan::RebootHost(plan) => plan.verify(context).await,
         }
     }
 
@@ -334,8 +364,18 @@ impl Plan {
             Plan::LowerCapacity(plan) => plan.find_applied(context, since).await,
             Plan::TerminateStaleConnections(plan) => plan.find_applied(context).await,
             Plan::CleanBuildDirs(plan) => Ok(plan.find_applied()),
-            // A restart leaves no trace to tell a finished one from one cut off.
-            Plan::RestartServices(_) | Plan::RestartLocalServices(_) => Ok(Found::Unknown),
+            // A restart leaves no trace to tell a finished one from one cut off; a reboot
+            // asked is the agent's record. A drain is resumed instead (see `resumes`).
+            Plan::RestartServices(_)
+            | Plan::RestartLocalServices(_)
+            | Plan::RebootHost(_)
+            | Plan::DrainAndReboot(_) => Ok(Found::Unknown),
         }
+    }
+
+    /// Whether a run of this plan cut off mid-apply is resumed from its saved progress by
+    /// the replica that takes it over, instead of being resolved from the world.
+    pub fn resumes(&self) -> bool {
+        matches!(self, Plan::DrainAndReboot(_))
     }
 }

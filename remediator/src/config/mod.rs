@@ -341,6 +341,7 @@ impl Config {
             let missing = match action {
                 ActionKind::CleanBuildDirs => agent.clean_build_dirs.is_none(),
                 ActionKind::RestartLocalServices => agent.restart_local_services.is_none(),
+                ActionKind::RebootHost => agent.reboot_host.is_none(),
                 other => {
                     return Err(invalid(
                         "agent.actions",
@@ -366,6 +367,10 @@ impl Config {
         if let Some(policy) = &agent.restart_local_services {
             crate::actions::restart_local_services::check_policy(policy)
                 .map_err(|reason| invalid("agent.restart_local_services", reason))?;
+        }
+        if let Some(policy) = &agent.reboot_host {
+            crate::actions::reboot_host::check_policy(policy)
+                .map_err(|reason| invalid("agent.reboot_host", reason))?;
         }
         Ok(())
     }

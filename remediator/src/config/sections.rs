@@ -259,6 +259,9 @@ pub struct AgentConfig {
     /// Which services `restart_local_services` may restart, and how.
     #[serde(default)]
     pub restart_local_services: Option<RestartPolicy>,
+    /// How `reboot_host` reboots this machine.
+    #[serde(default)]
+    pub reboot_host: Option<RebootPolicy>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -314,6 +317,25 @@ pub struct RestartPolicy {
     /// Command and leading arguments whose success means the service runs.
     #[serde(default = "default_is_active")]
     pub is_active_command: Vec<String>,
+}
+
+/// `[agent.reboot_host]`: how this machine is rebooted when a drain asks.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RebootPolicy {
+    /// Command and arguments that reboot the machine.
+    #[serde(default = "default_reboot")]
+    pub command: Vec<String>,
+    /// How long after answering the command runs (at most 10 minutes).
+    #[serde(default = "default_reboot_delay", with = "humantime_serde")]
+    pub delay: Duration,
+}
+
+fn default_reboot() -> Vec<String> {
+    vec!["systemctl".into(), "reboot".into()]
+}
+fn default_reboot_delay() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_retention() -> Duration {

@@ -115,6 +115,10 @@ impl Reconciler {
                 "its replica stopped before applying anything; started again".to_string(),
                 None,
             ),
+            RunState::Applying if run.plan.as_ref().is_some_and(|plan| plan.resumes()) => {
+                let plan = run.plan.clone().expect("checked above");
+                return self.executor.resume(run, plan).await;
+            }
             RunState::Applying => {
                 let found = match (&run.plan, run.applying_at) {
                     (Some(plan), Some(since)) => plan

@@ -152,4 +152,12 @@ CREATE INDEX action_runs_pending ON koji_remediator.action_runs (action, id)
 ALTER TABLE koji_remediator.alerts ADD COLUMN generator_url text NOT NULL DEFAULT '';
 ",
     ),
+    (
+        7,
+        "
+-- How far a long action got (drain_and_reboot: disabled, drained, reboot asked, seen down,
+-- checked in), saved by the replica applying it, so a replica taking it over resumes it.
+ALTER TABLE koji_remediator.action_runs ADD COLUMN progress jsonb;
+",
+    ),
 ];

@@ -5,7 +5,7 @@
 //! Split by purpose: [`deliveries`] (what the webhook records before it answers),
 //! [`runs`] (the run lifecycle: claims, leases, caps, cooldowns, transitions),
 //! [`restore_wait`] (when a restore may start: its target quiet, the latest change first),
-//! [`notices`] (the outbox), [`escalations`] (on-call's decisions), [`settings`] (the pause
+//! [`notices`] (the outbox), [`progress`] (how far a long action got), [`escalations`] (on-call's decisions), [`settings`] (the pause
 //! switch), [`read_api`] (what the API lists) and [`migrations`]. Every state change goes
 //! through [`crate::lifecycle::next`], and is written only if the run is still in the state
 //! it is moved from, so two replicas can never both move it.
@@ -14,6 +14,7 @@ pub mod deliveries;
 pub mod escalations;
 pub mod migrations;
 pub mod notices;
+pub mod progress;
 pub mod read_api;
 pub mod restore_wait;
 pub mod runs;

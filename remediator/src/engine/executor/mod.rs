@@ -272,6 +272,18 @@ impl Executor {
         let silence_note = self.end_silence(silence).await;
         let (from, mut ending) = work?;
         ending.outcome.push_str(&silence_note);
+        self.finish(id, Some(rule), from, ending, started).await
+    }
+
+    /// Journals how a run's work ended, with a notice to on-call when it failed.
+    async fn finish(
+        &self,
+        id: i64,
+        rule: Option<&Rule>,
+        from: RunState,
+        ending: Ending,
+        started: Instant,
+    ) -> Result<(), JournalError> {
         let to = crate::lifecycle::next(from, ending.event)?;
         let notice = (to == RunState::Failed).then_some(NoticeReason::Failure);
         let moved = self
@@ -301,9 +313,32 @@ impl Executor {
         if notice.is_some() {
             self.inner.notice_queued.notify_one();
         }
-        self.count(rule, to, started);
-        tracing::info!(run = id, action = rule.action.name(), state = to.name(), outcome = %ending.outcome, "run ended");
+        if let Some(rule) = rule {
+            self.count(rule, to, started);
+        }
+        tracing::info!(run = id, action = rule.map_or("", |rule| rule.action.name()), state = to.name(), outcome = %ending.outcome, "run ended");
         Ok(())
+    }
+
+    /// Goes on applying `run`, taken over mid-apply from a replica that stopped, from the
+    /// progress its plan saved (see [`Plan::resumes`]); the caller holds it in flight.
+    pub async fn resume(&self, run: RunRow, plan: Plan) -> Result<(), JournalError> {
+        let started = Instant::now();
+        tracing::warn!(run = run.id, summary = %plan.summary(), "resuming a run its replica left applying");
+        let applied = steps::apply_and_verify(&plan, &self.inner.context, run.id).await;
+        let event = if applied.succeeded {
+            Event::Succeed
+        } else {
+            Event::Fail
+        };
+        let ending = Ending::new(
+            event,
+            applied.effect,
+            format!("resumed after its replica stopped; {}", applied.outcome),
+        );
+        let rule = self.rule(&run.rule);
+        self.finish(run.id, rule, RunState::Applying, ending, started)
+            .await
     }
 
     /// Plans and applies a started run; returns the state it is in now and how it ended.
