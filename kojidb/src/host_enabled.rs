@@ -72,8 +72,7 @@ SELECT h.id, hc.create_event FROM host h
   JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
  WHERE h.name = $1 FOR UPDATE OF hc";
 /// Koji's task states a host still works on: OPEN (1) and ASSIGNED (4).
-const OPEN_TASKS: &str =
-    "SELECT id FROM task WHERE host_id = $1 AND state IN (1, 4) ORDER BY id";
+const OPEN_TASKS: &str = "SELECT id FROM task WHERE host_id = $1 AND state IN (1, 4) ORDER BY id";
 
 /// The host's state, or `None` when there is no such host. Koji before 1.16 keeps no
 /// versioned configuration: `None` too, with [`KojiDbError::NotKoji`] saying so.
@@ -108,7 +107,10 @@ pub async fn read_host_state(
 }
 
 /// The ids of the tasks `host_id` still has open or assigned.
-pub async fn open_tasks(client: &impl GenericClient, host_id: i32) -> Result<Vec<i32>, KojiDbError> {
+pub async fn open_tasks(
+    client: &impl GenericClient,
+    host_id: i32,
+) -> Result<Vec<i32>, KojiDbError> {
     let rows = client.query(OPEN_TASKS, &[&host_id]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }

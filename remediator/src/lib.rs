@@ -206,15 +206,12 @@ pub async fn start(config: Config) -> anyhow::Result<App> {
 /// refuse (blocked, or without the `host` permission), when the hub answers now; each
 /// change checks again. A hub that does not answer is logged and checked at each change.
 async fn check_koji_user(config: &Config, context: &ActionContext) -> anyhow::Result<()> {
-    let changes_capacity = config
-        .rules
-        .iter()
-        .any(|rule| {
-            matches!(
-                rule.action,
-                actions::kind::ActionKind::LowerCapacity | actions::kind::ActionKind::DrainAndReboot
-            )
-        });
+    let changes_capacity = config.rules.iter().any(|rule| {
+        matches!(
+            rule.action,
+            actions::kind::ActionKind::LowerCapacity | actions::kind::ActionKind::DrainAndReboot
+        )
+    });
     let Some(hub) = context.hub.as_ref().filter(|_| changes_capacity) else {
         return Ok(());
     };

@@ -135,7 +135,9 @@ fn the_agent_example_is_an_agent_only_config() {
             )
             && said.contains("stops kojid with `systemctl stop`")
             && said.contains("restart_local_services: may restart kojid with `systemctl restart`")
-            && said.contains("reboot_host: may reboot this machine with `systemctl reboot`, 5s after answering"),
+            && said.contains(
+                "reboot_host: may reboot this machine with `systemctl reboot`, 5s after answering"
+            ),
         "{said}"
     );
     // Without the files it names, the check fails and names the setting.

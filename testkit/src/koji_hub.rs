@@ -36,6 +36,17 @@ session.host.updateHost(0.0, True)
 session.logout()
 ";
 
+/// A builder's call (`session.host.<method>(*args)`, the arguments as JSON) after logging
+/// in as kojid does; prints the result as JSON.
+const BUILDER_CALL: &str = "import sys, json, koji
+url, user, password, method, args = sys.argv[1:6]
+session = koji.ClientSession(url, {'user': user, 'password': password})
+session.login()
+session.exclusiveSession(force=True)
+print(json.dumps(getattr(session.host, method)(*json.loads(args))))
+session.logout()
+";
+
 /// Where Koji's hub for tests lives.
 pub fn koji_hub_dir() -> anyhow::Result<PathBuf> {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -247,6 +258,46 @@ impl KojiHub {
             .args(["-c", CHECK_IN, &self.url, host, password]))
         .await?;
         Ok(())
+    }
+
+    /// Calls `host.<method>` as the builder `host` (as kojid does: e.g. `openTask`,
+    /// `closeTask`, `updateHost` with `ready` false when it shuts down); its result as JSON.
+    pub async fn builder_call(
+        &self,
+        host: &str,
+        password: &str,
+        method: &str,
+        args: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let source = self.work.path().join("koji");
+        let printed = run(Command::new("/usr/bin/python3")
+            .env("PYTHONPATH", &source)
+            .args([
+                "-c",
+                BUILDER_CALL,
+                &self.url,
+                host,
+                password,
+                method,
+                &args.to_string(),
+            ]))
+        .await?;
+        Ok(serde_json::from_str(printed.trim())?)
+    }
+
+    /// [`KojiHub::builder_call`] as a shell command line, for a test's scripts.
+    pub fn builder_call_command_line(
+        &self,
+        host: &str,
+        password: &str,
+        method: &str,
+        args: &serde_json::Value,
+    ) -> String {
+        format!(
+            "env PYTHONPATH='{}' /usr/bin/python3 -c \"{BUILDER_CALL}\" '{}' '{host}' '{password}' '{method}' '{args}'",
+            self.work.path().join("koji").display(),
+            self.url
+        )
     }
 
     /// [`KojiHub::check_in`] as a shell command line, for a test's scripts.

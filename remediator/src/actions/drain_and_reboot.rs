@@ -206,9 +206,15 @@ impl DrainPlan {
     fn remains(&self, from: Step) -> String {
         let host = &self.host;
         let steps = [
-            (Step::Drain, format!("wait for (or free) the open tasks of {host}")),
+            (
+                Step::Drain,
+                format!("wait for (or free) the open tasks of {host}"),
+            ),
             (Step::Reboot, format!("reboot {host}")),
-            (Step::CheckIn, format!("make sure kojid on {host} checks in again")),
+            (
+                Step::CheckIn,
+                format!("make sure kojid on {host} checks in again"),
+            ),
             (Step::Enable, format!("`koji enable-host {host}`")),
         ];
         let todo: Vec<String> = steps
@@ -216,7 +222,10 @@ impl DrainPlan {
             .filter(|(step, _)| *step >= from)
             .map(|(_, words)| words)
             .collect();
-        format!("{host} is left disabled; what remains: {}", todo.join(", then "))
+        format!(
+            "{host} is left disabled; what remains: {}",
+            todo.join(", then ")
+        )
     }
 
     /// Runs the steps from where the saved progress says the run is.
@@ -263,7 +272,10 @@ impl DrainPlan {
             save(context, run, &progress).await?;
             said.push(words);
         } else {
-            said.push(format!("enabled again (event {})", progress.enabled_event.unwrap_or_default()));
+            said.push(format!(
+                "enabled again (event {})",
+                progress.enabled_event.unwrap_or_default()
+            ));
         }
         Ok(said.join("; "))
     }
@@ -297,7 +309,9 @@ impl DrainPlan {
         )
         .await
         .map_err(|error| match error {
-            EnabledError::Changed { .. } => ActionError::NeedsHuman(format!("{error}: nothing done")),
+            EnabledError::Changed { .. } => {
+                ActionError::NeedsHuman(format!("{error}: nothing done"))
+            }
             EnabledError::Koji(error) => ActionError::Capacity(error),
         })?;
         let state = self.state(&client).await?;
@@ -321,7 +335,10 @@ impl DrainPlan {
                     open.len(),
                     self.host,
                     words(now - disabled_at),
-                    open.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
+                    open.iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     self.remains(Step::Drain)
                 )));
             }
@@ -428,7 +445,10 @@ impl DrainPlan {
         if state.config_event != disabled_event {
             let ours = state.config_creator.as_deref() == Some(context.koji_user.as_str());
             if ours && state.enabled && state.config_time >= disabled_at {
-                return Ok((state.config_event, format!("enabled again (event {})", state.config_event)));
+                return Ok((
+                    state.config_event,
+                    format!("enabled again (event {})", state.config_event),
+                ));
             }
             return Err(ActionError::NotVerified(format!(
                 "someone changed {} while it was drained (event {} by {}, enabled: {}): left as they left it{}",
@@ -461,7 +481,9 @@ impl DrainPlan {
         let layout = koji_db::detect_layout(client).await?;
         host_enabled::read_host_state(client, layout, &self.host)
             .await?
-            .ok_or_else(|| ActionError::NotVerified(format!("no Koji host named {:?} any more", self.host)))
+            .ok_or_else(|| {
+                ActionError::NotVerified(format!("no Koji host named {:?} any more", self.host))
+            })
     }
 
     /// The host is enabled and checked in ready.
@@ -515,7 +537,11 @@ async fn load(context: &ActionContext, run: i64) -> Result<DrainProgress, Action
 
 /// Saves progress, trying for a minute through a journal outage; a run no longer held by
 /// this replica stops here.
-async fn save(context: &ActionContext, run: i64, progress: &DrainProgress) -> Result<(), ActionError> {
+async fn save(
+    context: &ActionContext,
+    run: i64,
+    progress: &DrainProgress,
+) -> Result<(), ActionError> {
     let Some(log) = context.progress.as_ref() else {
         return Ok(());
     };

@@ -178,7 +178,9 @@ impl ActionKind {
                 "host:{}",
                 label(&restart_local_services::Params::from_table(params)?.host_label)
             )),
-            ActionKind::DrainAndReboot => drain_and_reboot::Params::from_table(params)?.target(labels),
+            ActionKind::DrainAndReboot => {
+                drain_and_reboot::Params::from_table(params)?.target(labels)
+            }
             ActionKind::RebootHost => Ok(format!("host:{}", label("host"))),
             ActionKind::Escalate => Ok(format!("alert:{}", label("alertname"))),
         }

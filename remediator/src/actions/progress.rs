@@ -11,11 +11,7 @@ pub trait ProgressLog: Send + Sync + std::fmt::Debug {
     fn load(&self, run: i64) -> BoxFuture<'_, Result<Option<serde_json::Value>, String>>;
 
     /// Saves `progress` for run `run`.
-    fn save(
-        &self,
-        run: i64,
-        progress: serde_json::Value,
-    ) -> BoxFuture<'_, Result<(), NotSaved>>;
+    fn save(&self, run: i64, progress: serde_json::Value) -> BoxFuture<'_, Result<(), NotSaved>>;
 }
 
 /// Why progress was not saved.

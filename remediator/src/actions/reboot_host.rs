@@ -50,7 +50,11 @@ fn policy(context: &ActionContext) -> Result<(&str, &RebootPolicy), String> {
 }
 
 /// Plans the reboot, refusing a request about any other host.
-pub fn plan(context: &ActionContext, labels: &BTreeMap<String, String>, host_label: &str) -> Planned {
+pub fn plan(
+    context: &ActionContext,
+    labels: &BTreeMap<String, String>,
+    host_label: &str,
+) -> Planned {
     let (local, policy) = match policy(context) {
         Ok(found) => found,
         Err(reason) => return Planned::Refused(reason),

@@ -61,13 +61,13 @@ impl ProgressLog for JournalProgress {
         })
     }
 
-    fn save(
-        &self,
-        run: i64,
-        progress: serde_json::Value,
-    ) -> BoxFuture<'_, Result<(), NotSaved>> {
+    fn save(&self, run: i64, progress: serde_json::Value) -> BoxFuture<'_, Result<(), NotSaved>> {
         Box::pin(async move {
-            match self.journal.save_progress(run, &self.owner, &progress).await {
+            match self
+                .journal
+                .save_progress(run, &self.owner, &progress)
+                .await
+            {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(NotSaved::NotHeld(run)),
                 Err(error) => Err(NotSaved::Unavailable(error.to_string())),

@@ -1,0 +1,389 @@
+//! `drain_and_reboot` against Koji's real hub (`../shared/koji-hub`) with the real binary
+//! as central remediator and as the builder's agent. The builder is played through the
+//! hub's own calls, as kojid makes them: it opens a task (`host.openTask`), closes it
+//! (`host.closeTask`), says it stops (`host.updateHost(0.0, False)`, as kojid's shutdown
+//! does) and checks in again after the "reboot" (the agent's reboot command, a script
+//! that records the call). What the remediator did is read back with `koji hostinfo` and
+//! `koji list-history`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use koji_e2e::Process;
+use koji_testkit::{free_port, KojiHub, TestDb};
+use serde_json::json;
+use support::{config_text, payload, FORWARD_TOKEN, HOST};
+
+const PASSWORD: &str = "builder-password";
+const USER: &str = "koji-remediator";
+/// A task's result as kojid closes it: an XML-RPC method response.
+const DONE: &str = "<?xml version='1.0'?><methodResponse><params><param><value><string>done</string></value></param></params></methodResponse>";
+
+fn start(dir: &Path, name: &str, config: &str, port: u16) -> Process {
+    Process::start(
+        dir,
+        name,
+        Path::new(env!("CARGO_BIN_EXE_koji-remediator")),
+        &[
+            "--config.file".into(),
+            dir.join(config).display().to_string(),
+            "--web.listen-address".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+    )
+}
+
+async fn wait_for<T, F, Fut>(what: &str, seconds: u64, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Koji's hub with the builder (checked in, ready) and the remediator's Koji user holding
+/// `host`, as README's setup makes it.
+async fn hub_with_builder(db: &TestDb) -> KojiHub {
+    let hub = KojiHub::start(db, &[]).await.expect("Koji's hub");
+    hub.koji_admin(&["add-host", HOST, "x86_64"]).await.unwrap();
+    hub.set_password(HOST, PASSWORD).await.unwrap();
+    hub.check_in(HOST, PASSWORD).await.unwrap();
+    hub.koji_admin(&["add-user", USER]).await.unwrap();
+    hub.koji_admin(&["grant-permission", "host", USER])
+        .await
+        .unwrap();
+    hub
+}
+
+/// A task the builder has open, made and opened through the hub as Koji does.
+async fn open_task(hub: &KojiHub) -> i64 {
+    let made = hub
+        .koji_admin(&["call", "makeTask", "sleep", "[600]"])
+        .await
+        .unwrap();
+    let task: i64 = made.trim().parse().unwrap_or_else(|_| panic!("{made}"));
+    let opened = hub
+        .builder_call(HOST, PASSWORD, "openTask", json!([task]))
+        .await
+        .unwrap();
+    assert_eq!(opened["id"], task, "{opened}");
+    task
+}
+
+/// `Enabled:` as `koji hostinfo` shows it.
+async fn enabled(hub: &KojiHub) -> String {
+    let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("Enabled: "))
+        .unwrap_or_else(|| panic!("no Enabled: in {info}"))
+        .trim()
+        .to_owned()
+}
+
+/// The host's enabled changes in `koji list-history --host`, with who made them.
+async fn enabled_history(hub: &KojiHub) -> Vec<String> {
+    let history = hub
+        .koji_anonymous(&["list-history", "--host", HOST, "--verbose"])
+        .await
+        .unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    let mut changes = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if line.contains("host configuration for") && line.contains("altered") {
+            let by = line
+                .split(" by ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or("?");
+            for next in lines[index + 1..]
+                .iter()
+                .take_while(|next| next.starts_with(' ') || next.starts_with('\t'))
+            {
+                let next = next.trim();
+                if next.starts_with("enabled:") || next.starts_with("capacity:") {
+                    changes.push(format!("{by}: {next}"));
+                }
+            }
+        }
+    }
+    changes
+}
+
+/// The builder's agent: reboots with a script that records the call, then plays the
+/// machine: kojid says it stops, and once `go_up` exists it checks in again.
+fn agent_config(d: &Path, hub: &KojiHub, go_up: &Path) -> PathBuf {
+    let log = d.join("reboots.log");
+    let script = d.join("reboot");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho reboot >> '{log}'\n{down} > /dev/null\n\
+             while [ ! -e '{go_up}' ]; do sleep 0.1; done\nsleep 1\n{up}\n",
+            log = log.display(),
+            down =
+                hub.builder_call_command_line(HOST, PASSWORD, "updateHost", &json!([0.0, false])),
+            go_up = go_up.display(),
+            up = hub.check_in_command_line(HOST, PASSWORD),
+        ),
+    )
+    .unwrap();
+    koji_testkit::mounts::run(&["chmod", "+x", script.to_str().unwrap()]);
+    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
+    std::fs::write(
+        d.join("agent.toml"),
+        format!(
+            "[agent]\ntoken_file = \"{d}/agent.token\"\nactions = [\"reboot_host\"]\n\
+             host_name = \"{HOST}\"\nstate_dir = \"{d}/agent-state\"\n\n\
+             [agent.reboot_host]\ncommand = [\"{script}\"]\ndelay = \"1s\"\n",
+            d = d.display(),
+            script = script.display()
+        ),
+    )
+    .unwrap();
+    log
+}
+
+fn central_config(d: &Path, db: &TestDb, journal: &TestDb, agent_port: u16, drain: &str) {
+    std::fs::write(d.join("forward.token"), FORWARD_TOKEN).unwrap();
+    let rules = format!(
+        r#"
+[[rule]]
+name = "first-oom-on-builder"
+alertname = "KojiBuilderFirstOOMToday"
+action = "drain_and_reboot"
+policy = "auto"
+cooldown = "0s"
+params = {{ drain_timeout = "{drain}", down_timeout = "30s", silent_for = "30s", checkin_timeout = "30s", poll_interval = "200ms" }}
+
+[forwarding]
+token_file = "{dd}/forward.token"
+actions = []
+attempts = 1
+timeout = "30s"
+
+[forwarding.agents]
+"{HOST}" = "http://127.0.0.1:{agent_port}"
+"#,
+        dd = d.display()
+    );
+    std::fs::write(
+        d.join("remediator.toml"),
+        config_text(d, &db.url, &journal.url, &rules),
+    )
+    .unwrap();
+}
+
+fn oom(fingerprint: &str) -> String {
+    payload(
+        false,
+        &[("alertname", "KojiBuilderFirstOOMToday"), ("host", HOST)],
+        fingerprint,
+        "2026-11-30T07:00:00Z",
+    )
+}
+
+async fn post(client: &reqwest::Client, port: u16, body: &str) {
+    wait_for("the alert journaled", 30, || async move {
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/webhook/alertmanager"))
+            .bearer_auth(support::WEBHOOK_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+}
+
+/// `(state, outcome)` of run `id` once it has ended.
+async fn ended(journal: &tokio_postgres::Client, id: i64, seconds: u64) -> (String, String) {
+    wait_for("the run to end", seconds, || async move {
+        let row = journal
+            .query_opt(
+                "SELECT state, outcome FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .ok()??;
+        let state: String = row.get(0);
+        (!matches!(state.as_str(), "pending" | "running" | "applying")).then(|| (state, row.get(1)))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill() {
+    let db = TestDb::empty("drain_hub").await.unwrap();
+    let hub = hub_with_builder(&db).await;
+    let journal = TestDb::empty("drain_journal").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let go_up = d.join("go-up");
+    std::fs::write(&go_up, "").unwrap();
+    let reboots = agent_config(d, &hub, &go_up);
+    let agent_port = free_port();
+    let _agent = start(d, "agent", "agent.toml", agent_port);
+    central_config(d, &db, &journal, agent_port, "120s");
+    let task = open_task(&hub).await;
+
+    let port = free_port();
+    let first = start(d, "central-first", "remediator.toml", port);
+    let client = reqwest::Client::new();
+    let symptom = Instant::now();
+    post(&client, port, &oom("0d0d0d0d0d0d0d0d")).await;
+    wait_for("the host disabled", 30, || async {
+        (enabled(&hub).await == "no").then_some(())
+    })
+    .await;
+    let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+    let (id, state): (i64, String) = {
+        let row = journal_db
+            .query_one("SELECT id, state FROM koji_remediator.action_runs", &[])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(state, "applying");
+    // It waits for the open task: no reboot yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!reboots.exists(), "no reboot while a task is open");
+    let progress: serde_json::Value = journal_db
+        .query_one(
+            "SELECT progress FROM koji_remediator.action_runs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        progress["disabled"].is_array() && progress["drained_at"].is_null(),
+        "{progress}"
+    );
+
+    // The central remediator dies mid-wait; another takes the run over and resumes it.
+    drop(first); // kill -9
+    let _second = start(d, "central-second", "remediator.toml", port);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(enabled(&hub).await, "no", "still drained");
+    hub.builder_call(HOST, PASSWORD, "closeTask", json!([task, DONE]))
+        .await
+        .unwrap();
+    let (state, outcome) = ended(&journal_db, id, 60).await;
+    println!(
+        "OOM alert to builder back in service: {:.1} s",
+        symptom.elapsed().as_secs_f64()
+    );
+    println!("{outcome}");
+    assert_eq!(state, "succeeded", "{outcome}");
+    assert!(
+        outcome.contains("resumed after its replica stopped")
+            && outcome.contains("disabled buildvm-x86-01.example.org")
+            && outcome.contains("enabled again"),
+        "{outcome}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&reboots).unwrap(),
+        "reboot\n",
+        "rebooted once, after the task closed"
+    );
+    assert_eq!(enabled(&hub).await, "yes");
+    assert_eq!(
+        enabled_history(&hub).await,
+        [
+            format!("{USER}: enabled: True -> False"),
+            format!("{USER}: enabled: False -> True"),
+        ],
+        "Koji's history shows exactly the drain's two changes, credited to its user"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_step_fails() {
+    let db = TestDb::empty("drain_fail_hub").await.unwrap();
+    let hub = hub_with_builder(&db).await;
+    let journal = TestDb::empty("drain_fail_journal").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let go_up = d.join("go-up");
+    let reboots = agent_config(d, &hub, &go_up);
+    let agent_port = free_port();
+    let _agent = start(d, "agent", "agent.toml", agent_port);
+    central_config(d, &db, &journal, agent_port, "3s");
+    let port = free_port();
+    let _central = start(d, "central", "remediator.toml", port);
+    let client = reqwest::Client::new();
+    let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+
+    // Taken out of service by someone: left alone.
+    hub.koji_admin(&["disable-host", HOST]).await.unwrap();
+    post(&client, port, &oom("1e1e1e1e1e1e1e1e")).await;
+    let (state, outcome) = ended(&journal_db, 1, 30).await;
+    assert_eq!(state, "refused", "{outcome}");
+    assert!(outcome.contains("disabled already (by admin"), "{outcome}");
+
+    // A task that outlasts the drain timeout: the host stays disabled, no reboot, and the
+    // failure says what remains.
+    hub.koji_admin(&["enable-host", HOST]).await.unwrap();
+    let task = open_task(&hub).await;
+    post(&client, port, &oom("2f2f2f2f2f2f2f2f")).await;
+    let (state, outcome) = ended(&journal_db, 2, 30).await;
+    assert_eq!(state, "failed", "{outcome}");
+    assert!(
+        outcome.contains(&format!("1 task(s) of {HOST} still open"))
+            && outcome.contains(&format!("(tasks {task})"))
+            && outcome.contains(&format!("`koji enable-host {HOST}`")),
+        "{outcome}"
+    );
+    assert_eq!(enabled(&hub).await, "no");
+    assert!(!reboots.exists(), "never rebooted");
+
+    // Someone changes the host while it is down: not enabled over their change.
+    hub.builder_call(HOST, PASSWORD, "closeTask", json!([task, DONE]))
+        .await
+        .unwrap();
+    hub.koji_admin(&["enable-host", HOST]).await.unwrap();
+    post(&client, port, &oom("3a3a3a3a3a3a3a3a")).await;
+    wait_for("the reboot", 30, || async {
+        reboots.exists().then_some(())
+    })
+    .await;
+    hub.koji_admin(&["edit-host", HOST, "--capacity", "3"])
+        .await
+        .unwrap();
+    std::fs::write(&go_up, "").unwrap();
+    let (state, outcome) = ended(&journal_db, 3, 60).await;
+    assert_eq!(state, "failed", "{outcome}");
+    assert!(
+        outcome.contains(&format!("someone changed {HOST} while it was drained"))
+            && outcome.contains("by admin")
+            && outcome.contains(&format!("`koji enable-host {HOST}`")),
+        "{outcome}"
+    );
+    assert_eq!(
+        enabled(&hub).await,
+        "no",
+        "left as the administrator left it"
+    );
+    assert_eq!(
+        enabled_history(&hub).await,
+        [
+            "admin: enabled: True -> False".to_string(),
+            "admin: enabled: False -> True".to_string(),
+            format!("{USER}: enabled: True -> False"),
+            "admin: enabled: False -> True".to_string(),
+            format!("{USER}: enabled: True -> False"),
+            "admin: capacity: 2.0 -> 3.0".to_string(),
+        ]
+    );
+}
