@@ -89,33 +89,9 @@ async fn enabled(hub: &KojiHub) -> String {
         .to_owned()
 }
 
-/// The host's enabled changes in `koji list-history --host`, with who made them.
+/// The host's configuration changes `koji list-history` shows, with who made them.
 async fn enabled_history(hub: &KojiHub) -> Vec<String> {
-    let history = hub
-        .koji_anonymous(&["list-history", "--host", HOST, "--verbose"])
-        .await
-        .unwrap();
-    let lines: Vec<&str> = history.lines().collect();
-    let mut changes = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        if line.contains("host configuration for") && line.contains("altered") {
-            let by = line
-                .split(" by ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .unwrap_or("?");
-            for next in lines[index + 1..]
-                .iter()
-                .take_while(|next| next.starts_with(' ') || next.starts_with('\t'))
-            {
-                let next = next.trim();
-                if next.starts_with("enabled:") || next.starts_with("capacity:") {
-                    changes.push(format!("{by}: {next}"));
-                }
-            }
-        }
-    }
-    changes
+    hub.host_config_changes(HOST).await.unwrap()
 }
 
 /// The builder's agent: reboots with a script that records the call, then plays the

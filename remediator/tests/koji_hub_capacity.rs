@@ -46,28 +46,7 @@ async fn hostinfo_capacity(hub: &KojiHub) -> String {
 
 /// The capacity changes `koji list-history` shows for the host, with who made them.
 async fn capacity_history(hub: &KojiHub) -> Vec<String> {
-    let history = hub
-        .koji_anonymous(&["list-history", "--host", HOST])
-        .await
-        .unwrap();
-    let lines: Vec<&str> = history.lines().collect();
-    let mut changes = Vec::new();
-    for (index, line) in lines.iter().enumerate() {
-        if line.contains("host configuration for") {
-            let by = line
-                .split(" by ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .unwrap_or("?");
-            let change = lines
-                .get(index + 1)
-                .map(|next| next.trim())
-                .filter(|next| next.starts_with("capacity:"))
-                .unwrap_or("");
-            changes.push(format!("{by}: {change}"));
-        }
-    }
-    changes
+    hub.host_config_changes(HOST).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

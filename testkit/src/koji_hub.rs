@@ -285,6 +285,36 @@ impl KojiHub {
         Ok(serde_json::from_str(printed.trim())?)
     }
 
+    /// The changes of `host`'s configuration `koji list-history --host --verbose` shows,
+    /// oldest first, each as `user: field: old -> new` (capacity and enabled).
+    pub async fn host_config_changes(&self, host: &str) -> anyhow::Result<Vec<String>> {
+        let history = self
+            .koji_anonymous(&["list-history", "--host", host, "--verbose"])
+            .await?;
+        let lines: Vec<&str> = history.lines().collect();
+        let mut changes = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            if !(line.contains("host configuration for") && line.contains("altered")) {
+                continue;
+            }
+            let by = line
+                .split(" by ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or("?");
+            for next in lines[index + 1..]
+                .iter()
+                .take_while(|next| next.starts_with(' ') || next.starts_with('\t'))
+            {
+                let next = next.trim();
+                if next.starts_with("enabled:") || next.starts_with("capacity:") {
+                    changes.push(format!("{by}: {next}"));
+                }
+            }
+        }
+        Ok(changes)
+    }
+
     /// [`KojiHub::builder_call`] as a shell command line, for a test's scripts.
     pub fn builder_call_command_line(
         &self,

@@ -275,7 +275,19 @@ pub fn start_prometheus_with(
     alertmanager_port: u16,
     job_extra: &str,
 ) -> (Process, String) {
-    prometheus(dir, targets, alertmanager_port, job_extra, "2s")
+    prometheus(dir, targets, alertmanager_port, job_extra, "2s", &[])
+}
+
+/// [`start_prometheus`] with parts of the rules' text replaced (`(from, to)`, each must
+/// occur), e.g. a 30-minute window made seconds long for a loop that must see its alert
+/// resolve.
+pub fn start_prometheus_with_rewrites(
+    dir: &Path,
+    targets: &[(&str, u16)],
+    alertmanager_port: u16,
+    rewrites: &[(&str, &str)],
+) -> (Process, String) {
+    prometheus(dir, targets, alertmanager_port, "", "2s", rewrites)
 }
 
 /// [`start_prometheus`] with every `for:` set to `for_override` instead of 2 s, for a test
@@ -286,7 +298,7 @@ pub fn start_prometheus_with_for(
     alertmanager_port: u16,
     for_override: &str,
 ) -> (Process, String) {
-    prometheus(dir, targets, alertmanager_port, "", for_override)
+    prometheus(dir, targets, alertmanager_port, "", for_override, &[])
 }
 
 fn prometheus(
@@ -295,10 +307,16 @@ fn prometheus(
     alertmanager_port: u16,
     job_extra: &str,
     for_override: &str,
+    rewrites: &[(&str, &str)],
 ) -> (Process, String) {
     let port = free_port();
     let rules = dir.join("koji.rules.yml");
-    std::fs::write(&rules, fast_rules(&repo_root(), for_override)).unwrap();
+    let mut text = fast_rules(&repo_root(), for_override);
+    for (from, to) in rewrites {
+        assert!(text.contains(from), "the rules have no {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&rules, text).unwrap();
     let jobs: String = targets
         .iter()
         .map(|(job, target)| {

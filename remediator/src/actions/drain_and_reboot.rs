@@ -39,8 +39,8 @@ pub struct Params {
     /// How long the machine may take to go down once the reboot was asked.
     #[serde(default = "default_down_timeout", with = "humantime_serde")]
     pub down_timeout: Duration,
-    /// A host that has not checked in for this long counts as down (a kojid killed by the
-    /// reboot never says it stops).
+    /// A host that has not checked in for this long since the reboot was asked counts as
+    /// down (a kojid killed by the reboot never says it stops).
     #[serde(default = "default_silent_for", with = "humantime_serde")]
     pub silent_for: Duration,
     /// How long the machine may take to check in again once it was down.
@@ -391,9 +391,9 @@ impl DrainPlan {
             let client = context.hub_client().await?;
             let state = self.state(&client).await?;
             let now = hub_now_on(&client).await?;
-            let silent = state
-                .last_check_in
-                .is_none_or(|at| now - at > self.silent_for_seconds);
+            // Silent counts from the ask: a host quiet before it would look down at once.
+            let last_heard = state.last_check_in.map_or(asked, |at| at.max(asked));
+            let silent = now - last_heard > self.silent_for_seconds;
             if !state.ready || silent {
                 return Ok(now);
             }
