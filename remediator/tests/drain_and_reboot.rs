@@ -282,6 +282,25 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
         ],
         "Koji's history shows exactly the drain's two changes, credited to its user"
     );
+
+    // The agent reboots its own machine only, whoever asks.
+    let answer: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{agent_port}/api/v1/agent/run"))
+        .bearer_auth(FORWARD_TOKEN)
+        .json(&json!({
+            "journal": "another", "run": 99, "action": "reboot_host",
+            "labels": {"host": "buildvm-x86-02.example.org"},
+            "plan_only": false, "keep_buildroots": [], "knobs": {}
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["state"], "refused", "{answer}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(std::fs::read_to_string(&reboots).unwrap(), "reboot\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,4 +381,35 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
             "admin: capacity: 2.0 -> 3.0".to_string(),
         ]
     );
+}
+
+/// What reboots a builder is the builder's own policy: a rule can neither name
+/// `reboot_host` (it would reboot without a drain) nor give a drain a command.
+#[test]
+fn a_rule_cannot_reboot_without_a_drain_nor_name_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |action: &str, params: &str| {
+        let text = config_text(
+            dir.path(),
+            "postgresql://localhost/hub",
+            "postgresql://localhost/journal",
+            &format!(
+                "[[rule]]\nname = \"oom\"\nalertname = \"KojiBuilderFirstOOMToday\"\naction = \"{action}\"\npolicy = \"auto\"\nparams = {params}\n"
+            ),
+        );
+        koji_remediator::config::Config::parse(&text, Path::new("t.toml"))
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    };
+    let refused = rule("reboot_host", "{}").unwrap_err();
+    assert!(
+        refused.contains("reboot_host is asked of an agent by drain_and_reboot"),
+        "{refused}"
+    );
+    let refused = rule("drain_and_reboot", "{ command = [\"/sbin/reboot\"] }").unwrap_err();
+    assert!(
+        refused.contains("the reboot command is each builder's own policy"),
+        "{refused}"
+    );
+    rule("drain_and_reboot", "{ drain_timeout = \"2h\" }").expect("a drain's own knobs");
 }

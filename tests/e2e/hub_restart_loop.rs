@@ -312,6 +312,19 @@ async fn a_dead_hub_is_restarted_first_then_only_the_silent_builder() {
     );
     let runs = running.runs().await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:#?}");
+    // Restarts change no host: Koji's history shows the administrator's setup only.
+    for builder in BUILDERS {
+        let expected: &[&str] = if builder == BUILDERS[2] {
+            &["admin: enabled: True -> False"]
+        } else {
+            &[]
+        };
+        assert_eq!(
+            hub.host_config_changes(builder).await.unwrap(),
+            expected,
+            "{builder}"
+        );
+    }
 }
 
 /// The runbook's other case: PostgreSQL restarts under a running hub, which reconnects by
