@@ -4,9 +4,14 @@
 //! would test, with 0 or 1 as value. A non-empty bool form proves every metric the rule
 //! reads exists with the labels its joins (`on(...)`, `and`, `group_left`) match on, which
 //! is what breaks silently when an exporter renames a label or a metric.
+//!
+//! Two more rewrites keep that proof possible on a young Prometheus: an `offset` modifier
+//! is dropped (it reaches back before the loop's data began and changes no label), and
+//! `unless` becomes `and` (in the bool form both sides always have series, so `unless`
+//! would remove everything; `and` still proves the two sides match on their labels).
 
 /// The expression with `bool` after every comparison operator outside label matchers,
-/// strings and range selectors.
+/// strings and range selectors, without `offset` modifiers, and with `and` for `unless`.
 pub fn bool_form(expr: &str) -> String {
     let chars: Vec<char> = expr.chars().collect();
     let mut out = String::with_capacity(expr.len() + 32);
@@ -39,6 +44,26 @@ pub fn bool_form(expr: &str) -> String {
             _ => {}
         }
         let outside = braces == 0 && brackets == 0;
+        let word_start = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if outside && word_start && keyword(&chars[i..], "offset") {
+            // Skip `offset`, its blanks and its duration.
+            i += "offset".len();
+            while chars.get(i).is_some_and(|c| c.is_whitespace()) {
+                i += 1;
+            }
+            while chars.get(i).is_some_and(|c| c.is_alphanumeric()) {
+                i += 1;
+            }
+            while out.ends_with(' ') {
+                out.pop();
+            }
+            continue;
+        }
+        if outside && word_start && keyword(&chars[i..], "unless") {
+            out.push_str("and");
+            i += "unless".len();
+            continue;
+        }
         let operator = match (c, next) {
             ('=', Some('=')) | ('!', Some('=')) | ('>', Some('=')) | ('<', Some('=')) => 2,
             ('>', _) | ('<', _) => 1,
@@ -54,6 +79,14 @@ pub fn bool_form(expr: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Whether `rest` begins with the word `word` followed by a blank.
+fn keyword(rest: &[char], word: &str) -> bool {
+    let length = word.chars().count();
+    rest.len() > length
+        && rest[..length].iter().copied().eq(word.chars())
+        && rest[length].is_whitespace()
 }
 
 #[cfg(test)]
@@ -73,5 +106,13 @@ mod tests {
         );
         assert_eq!(bool_form("a != b"), "a != bool b");
         assert_eq!(bool_form("rate(x[5m])"), "rate(x[5m])");
+        assert_eq!(
+            bool_form("a > 0 unless on(i) increase(k[1d] offset 30m) > 0"),
+            "a > bool 0 and on(i) increase(k[1d]) > bool 0"
+        );
+        assert_eq!(
+            bool_form(r#"x{job="offset unless"} and offsets_total > 1"#),
+            r#"x{job="offset unless"} and offsets_total > bool 1"#
+        );
     }
 }
