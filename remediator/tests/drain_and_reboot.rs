@@ -246,6 +246,17 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
         progress["disabled"].is_array() && progress["drained_at"].is_null(),
         "{progress}"
     );
+    // On-call sees where it stands in the journal API.
+    let runs: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/journal"))
+        .bearer_auth(support::API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs[0]["progress"], progress, "{runs:#}");
 
     // The central remediator dies mid-wait; another takes the run over and resumes it.
     drop(first); // kill -9

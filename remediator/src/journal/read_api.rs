@@ -27,6 +27,9 @@ pub struct JournalEntry {
     pub plan: Option<String>,
     /// What happened.
     pub outcome: String,
+    /// How far a long action got (a drain's steps, with their times), while and after
+    /// it runs.
+    pub progress: Option<serde_json::Value>,
     /// The alert's fingerprint.
     pub fingerprint: String,
     /// The replica holding it, while in flight.
@@ -94,7 +97,7 @@ impl Journal {
                     "SELECT id, rule, action, kind, target, state, effect, plan_summary, outcome,
                             fingerprint, owner, attempts,
                             to_char(created_at AT TIME ZONE 'UTC', {RFC3339}),
-                            to_char(finished_at AT TIME ZONE 'UTC', {RFC3339})
+                            to_char(finished_at AT TIME ZONE 'UTC', {RFC3339}), progress
                        FROM koji_remediator.action_runs ORDER BY id DESC LIMIT $1"
                 ),
                 &[&limit],
@@ -117,6 +120,7 @@ impl Journal {
                 attempts: row.get(11),
                 created_at: row.get(12),
                 finished_at: row.get(13),
+                progress: row.get(14),
             })
             .collect())
     }
