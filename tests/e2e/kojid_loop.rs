@@ -4,7 +4,8 @@
 //! central koji-remediator, which forwards `restart_local_services` to the builder's agent
 //! (a real koji-remediator process), whose own restart command starts kojid again. Killed
 //! twice, kojid is restarted twice; killed a third time within the hour, the rule's
-//! `max_runs_per_hour = 2` holds the fix and on-call gets the notice instead.
+//! `max_runs_per_hour = 2` holds the fix and on-call gets the notice instead. The hub is
+//! Koji's real one: its history shows no change of the builder afterwards.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use koji_e2e::{
     free_port, get_json, start_alertmanager, start_binary, start_central_remediator,
     start_prometheus, wait_for, Central,
 };
-use koji_testkit::TestDb;
+use koji_testkit::{KojiHub, TestDb};
 use serde_json::Value;
 
 const WEBHOOK_TOKEN: &str = "kojid-loop-webhook-token-0123456789";
@@ -123,7 +124,12 @@ async fn kojid_is_restarted_by_its_agent_then_escalated_when_it_keeps_dying() {
     );
 
     // The central remediator with the example runbook's rule.
+    // Koji's real hub, with the builder as an administrator adds it.
     let hub = TestDb::empty("kojid_loop_hub").await.unwrap();
+    let koji = KojiHub::start(&hub, &[]).await.expect("Koji's hub");
+    koji.koji_admin(&["add-host", BUILDER, "x86_64"])
+        .await
+        .unwrap();
     let journal = TestDb::empty("kojid_loop_journal").await.unwrap();
     let (notices_url, notices) = koji_e2e::json_sink().await;
     let central = Central {
@@ -300,6 +306,11 @@ attempts = 1
         std::fs::read_to_string(&log).unwrap(),
         "kojid\nkojid\n",
         "not restarted a third time"
+    );
+    // Restarts change nothing in Koji: its history shows no change of the host.
+    assert_eq!(
+        koji.host_config_changes(BUILDER).await.unwrap(),
+        Vec::<String>::new()
     );
     drop(kojid);
 }
