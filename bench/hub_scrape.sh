@@ -4,13 +4,18 @@
 # Koji-shaped database, at two scales, side by side in one run. Prints figures and ratios;
 # never fails on timing. Not a test.
 #
-# Usage: bench/hub_scrape.sh [small|large|all]   (default all)
-# Env:   SCRAPES (default 200) timed scrapes per exporter and scale.
+# Both are scraped as Prometheus scrapes (its Accept header, Accept-Encoding: gzip), and
+# the database time each scrape costs is read from pg_stat_statements.
+#
+# Usage: bench/hub_scrape.sh [small|large|all|scaling]   (default all)
+#   scaling: 500, 1,000, 2,000 and 4,000 hosts with 100k finished tasks (with `large`,
+#   2,000 hosts at 5M, cost in finished tasks and in hosts).
+# Env:   SCRAPES (default 1000) timed scrapes per exporter and scale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WHICH=${1:-all}
-SCRAPES=${SCRAPES:-200}
+SCRAPES=${SCRAPES:-1000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/koji-runbook/target}"
 PG_PORT=${PG_PORT:-5499}
 OURS_PORT=19866
@@ -42,6 +47,8 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$WORK'
 max_connections = 700
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
 shared_buffers = 512MB
 fsync = off
 synchronous_commit = off
@@ -99,24 +106,43 @@ run_scale() {
     wait_http "http://127.0.0.1:$OURS_PORT/metrics"
     wait_http "http://127.0.0.1:$PEER_PORT/metrics"
 
-    local ours_result peer_result
-    ours_result=$("$BIN/koji-fixture" time-scrapes --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$SCRAPES")
-    peer_result=$("$BIN/koji-fixture" time-scrapes --url "http://127.0.0.1:$PEER_PORT/metrics" --count "$SCRAPES")
+    psql_admin -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+    # Server-side statement time per scrape (warm-ups included in the count).
+    local dbid
+    dbid=$(psql_admin -c "SELECT oid FROM pg_database WHERE datname = '$db'")
+    db_ms() {
+        psql_admin -c "SELECT round((sum(total_exec_time) / ($SCRAPES + 5))::numeric, 2)
+                         FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'"
+    }
+    local ours_result peer_result ours_db peer_db ours_queries
+    psql_admin -c "SELECT pg_stat_statements_reset()" >/dev/null
+    ours_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$SCRAPES")
+    ours_db=$(db_ms)
+    ours_queries=$(psql_admin -F ' | ' -c "SELECT calls, round(mean_exec_time::numeric, 3),
+                          left(regexp_replace(query, '\s+', ' ', 'g'), 70)
+                     FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'
+                    ORDER BY total_exec_time DESC LIMIT 8")
+    psql_admin -c "SELECT pg_stat_statements_reset()" >/dev/null
+    peer_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$PEER_PORT/metrics" --count "$SCRAPES")
+    peer_db=$(db_ms)
     local ours_rss peer_rss ours_hwm peer_hwm
     ours_rss=$(rss_kib "$ours" VmRSS); ours_hwm=$(rss_kib "$ours" VmHWM)
     peer_rss=$(rss_kib "$peer" VmRSS); peer_hwm=$(rss_kib "$peer" VmHWM)
 
-    printf '   %-22s %12s %12s %10s %12s %12s\n' exporter "median ms" "p99 ms" "KiB/scrape" "RSS KiB" "peak RSS KiB"
-    printf '   %-22s %12s %12s %10s %12s %12s\n' koji-exporter \
-        "$(field "$ours_result" median_ms)" "$(field "$ours_result" p99_ms)" \
+    printf '   %-22s %10s %10s %10s %12s %10s %12s\n' exporter "median ms" "p99 ms" "db ms" "gzip KiB" "RSS KiB" "peak RSS KiB"
+    printf '   %-22s %10s %10s %10s %12s %10s %12s\n' koji-exporter \
+        "$(field "$ours_result" median_ms)" "$(field "$ours_result" p99_ms)" "$ours_db" \
         "$(( $(field "$ours_result" bytes) / 1024 ))" "$ours_rss" "$ours_hwm"
-    printf '   %-22s %12s %12s %10s %12s %12s\n' postgres_exporter \
-        "$(field "$peer_result" median_ms)" "$(field "$peer_result" p99_ms)" \
+    printf '   %-22s %10s %10s %10s %12s %10s %12s\n' postgres_exporter \
+        "$(field "$peer_result" median_ms)" "$(field "$peer_result" p99_ms)" "$peer_db" \
         "$(( $(field "$peer_result" bytes) / 1024 ))" "$peer_rss" "$peer_hwm"
-    printf '   %-22s %12s %12s %10s %12s %12s\n' "ratio (koji/peer)" \
+    printf '   %-22s %10s %10s %10s %12s %10s %12s\n' "ratio (koji/peer)" \
         "$(ratio "$(field "$ours_result" median_ms)" "$(field "$peer_result" median_ms)")" \
-        "$(ratio "$(field "$ours_result" p99_ms)" "$(field "$peer_result" p99_ms)")" "" \
+        "$(ratio "$(field "$ours_result" p99_ms)" "$(field "$peer_result" p99_ms)")" \
+        "$(ratio "$ours_db" "$peer_db")" "" \
         "$(ratio "$ours_rss" "$peer_rss")" "$(ratio "$ours_hwm" "$peer_hwm")"
+    echo "   koji-exporter's statements (calls | mean ms | query):"
+    sed 's/^/     /' <<<"$ours_queries"
 
     kill "$ours" "$peer" "$hold" 2>/dev/null || true
     wait "$ours" "$peer" "$hold" 2>/dev/null || true
@@ -125,7 +151,7 @@ run_scale() {
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }');" \
     "$(prometheus-postgres-exporter --version 2>&1 | head -1)"
-echo "$SCRAPES sequential scrapes per exporter after 5 warm-up scrapes; Prometheus' Accept header"
+echo "$SCRAPES sequential scrapes per exporter after 5 warm-up scrapes; Prometheus' Accept header and Accept-Encoding: gzip"
 case "$WHICH" in
     small) run_scale small 100 200 100000 300 ;;
     large) run_scale large 2000 500 5000000 3000 ;;
@@ -133,5 +159,10 @@ case "$WHICH" in
         run_scale small 100 200 100000 300
         run_scale large 2000 500 5000000 3000
         ;;
-    *) echo "usage: $0 [small|large|all]" >&2; exit 2 ;;
+    scaling)
+        for hosts in 500 1000 2000 4000; do
+            run_scale "h$hosts" "$hosts" 500 100000 $((hosts * 3 / 2))
+        done
+        ;;
+    *) echo "usage: $0 [small|large|all|scaling]" >&2; exit 2 ;;
 esac

@@ -52,6 +52,10 @@ enum Command {
         /// one alive as Prometheus does.
         #[arg(long)]
         new_connections: bool,
+        /// Ask for a gzip-compressed answer, as Prometheus does on every scrape (the size
+        /// reported is then what travels).
+        #[arg(long)]
+        gzip: bool,
     },
     /// Create a build-directory tree: DIRS directories (in mock-chroot-like nesting under
     /// top-level builds of 100 directories each) holding FILES_PER_DIR small files each.
@@ -126,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
             ca_file,
             client_cert,
             new_connections,
+            gzip,
         } => {
             let mut client = reqwest::Client::builder();
             if let Some(ca_file) = ca_file {
@@ -140,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
             if new_connections {
                 client = client.pool_max_idle_per_host(0);
             }
-            time_scrapes(client.build()?, &url, count).await?
+            time_scrapes(client.build()?, &url, count, gzip).await?
         }
         Command::PostAlerts {
             url,
@@ -173,12 +178,20 @@ async fn main() -> anyhow::Result<()> {
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
 application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-async fn time_scrapes(client: reqwest::Client, url: &str, count: usize) -> anyhow::Result<()> {
+async fn time_scrapes(
+    client: reqwest::Client,
+    url: &str,
+    count: usize,
+    gzip: bool,
+) -> anyhow::Result<()> {
     let scrape = || async {
         let started = std::time::Instant::now();
-        let response = client
-            .get(url)
-            .header("Accept", PROMETHEUS_ACCEPT)
+        let mut request = client.get(url).header("Accept", PROMETHEUS_ACCEPT);
+        if gzip {
+            // reqwest is built without decompression: the body stays as sent.
+            request = request.header("Accept-Encoding", "gzip");
+        }
+        let response = request
             .send()
             .await?
             .error_for_status()?;
