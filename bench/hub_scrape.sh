@@ -111,18 +111,18 @@ run_scale() {
     local dbid
     dbid=$(psql_admin -c "SELECT oid FROM pg_database WHERE datname = '$db'")
     db_ms() {
-        psql_admin -c "SELECT round((sum(total_exec_time) / ($SCRAPES + 5))::numeric, 2)
+        psql_admin -d "$db" -c "SELECT round((sum(total_exec_time) / ($SCRAPES + 5))::numeric, 2)
                          FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'"
     }
     local ours_result peer_result ours_db peer_db ours_queries
-    psql_admin -c "SELECT pg_stat_statements_reset()" >/dev/null
+    psql_admin -d "$db" -c "SELECT pg_stat_statements_reset()" >/dev/null
     ours_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$SCRAPES")
     ours_db=$(db_ms)
-    ours_queries=$(psql_admin -F ' | ' -c "SELECT calls, round(mean_exec_time::numeric, 3),
+    ours_queries=$(psql_admin -d "$db" -F ' | ' -c "SELECT calls, round(mean_exec_time::numeric, 3),
                           left(regexp_replace(query, '\s+', ' ', 'g'), 70)
                      FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'
                     ORDER BY total_exec_time DESC LIMIT 8")
-    psql_admin -c "SELECT pg_stat_statements_reset()" >/dev/null
+    psql_admin -d "$db" -c "SELECT pg_stat_statements_reset()" >/dev/null
     peer_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$PEER_PORT/metrics" --count "$SCRAPES")
     peer_db=$(db_ms)
     local ours_rss peer_rss ours_hwm peer_hwm

@@ -35,6 +35,9 @@ pub enum CollectError {
     /// The database user lacks a privilege the collector needs; says which to grant.
     #[error("insufficient privilege: {0}")]
     Privilege(String),
+    /// A query that always answers one row answered none.
+    #[error("{0} returned no row")]
+    NoRow(&'static str),
     /// The collector did not finish before the scrape deadline.
     #[error("timed out")]
     Timeout,

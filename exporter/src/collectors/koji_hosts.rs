@@ -1,10 +1,15 @@
 //! `koji_hosts`: every builder's capacity, load, readiness, last check-in, channels, and the
-//! tasks it runs, in whichever schema layout the hub has.
+//! tasks it runs, in whichever schema layout the hub has. From Koji 1.16 the configuration
+//! part is read again only when Koji's events moved.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
+
+use koji_db::host_config_snapshot::{
+    check_ins_query, ConfigSnapshot, EventMark, ACTIVE_CONFIGS, EVENT_MARK,
+};
 
 use super::{CollectContext, CollectError};
 use crate::metric_families::{Families, Gauges, Infos};
@@ -47,20 +52,53 @@ SELECT host_id, state, count(*)::float8 AS tasks
 /// Koji's numbers for the task states a host can hold.
 const HOST_TASK_STATES: [(i32, &str); 2] = [(1, "open"), (4, "assigned")];
 
-/// Reads hosts and their tasks.
+/// Reads hosts and their tasks: from 1.16, the check-ins every scrape and the
+/// configuration only when Koji's events moved (see [`super::host_config_cache`]).
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
     let hub = context.hub()?;
     let client = hub.client().await?;
     let layout = hub.layout(&client).await?;
+    let cache = &context.state.host_config;
     let queries = ::koji_db::host_queries(layout);
-    // Pipelined on the one connection: three round trips' worth of waiting becomes one.
-    let rows = tokio::try_join!(
-        client.query(queries.hosts, &[]),
-        client.query(queries.channels, &[]),
-        client.query(HOST_TASKS, &[]),
-    );
-    let (host_rows, channel_rows, task_rows) = rows.inspect_err(|_| hub.forget_layout())?;
-    let hosts = ::koji_db::hosts_from_rows(&host_rows, &channel_rows);
+    let read = async {
+        let Some(check_ins) = check_ins_query(layout) else {
+            // Before 1.16 the configuration is in `host` and changes without events.
+            let (host_rows, channel_rows, task_rows) = tokio::try_join!(
+                client.query(queries.hosts, &[]),
+                client.query(queries.channels, &[]),
+                client.query(HOST_TASKS, &[]),
+            )?;
+            let hosts = ::koji_db::hosts_from_rows(&host_rows, &channel_rows);
+            return Ok((hosts, task_rows));
+        };
+        // Pipelined on the one connection, in this order: the mark is read before the
+        // check-ins and the configuration, so a change after it moves the next mark.
+        let (mark_rows, check_in_rows, task_rows) = tokio::try_join!(
+            client.query(EVENT_MARK, &[]),
+            client.query(check_ins, &[]),
+            client.query(HOST_TASKS, &[]),
+        )?;
+        let mark = EventMark::from_row(
+            mark_rows
+                .first()
+                .ok_or(CollectError::NoRow("the event query"))?,
+        );
+        let snapshot = match cache.get(mark) {
+            Some(snapshot) => snapshot,
+            None => {
+                let (config_rows, channel_rows) = tokio::try_join!(
+                    client.query(ACTIVE_CONFIGS, &[]),
+                    client.query(queries.channels, &[]),
+                )?;
+                cache.keep(mark, ConfigSnapshot::from_rows(&config_rows, &channel_rows))
+            }
+        };
+        Ok::<_, CollectError>((snapshot.hosts(&check_in_rows), task_rows))
+    };
+    let (hosts, task_rows) = read.await.inspect_err(|_| {
+        hub.forget_layout();
+        cache.forget();
+    })?;
     let mut tasks_by_host: HashMap<(i32, i32), f64> = HashMap::new();
     for row in task_rows {
         tasks_by_host.insert((row.get("host_id"), row.get("state")), row.get("tasks"));

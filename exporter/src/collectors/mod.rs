@@ -17,6 +17,7 @@ pub mod builddirs;
 pub mod builder_health;
 pub mod error;
 pub mod filesystems;
+pub mod host_config_cache;
 pub mod koji_db;
 pub mod koji_hosts;
 pub mod koji_hub;
@@ -86,6 +87,8 @@ pub struct CollectorState {
     pub builddirs: ScanResults,
     /// The Koji host name of this machine, looked up once.
     pub builder_name: tokio::sync::OnceCell<String>,
+    /// The hub's host configuration, kept until Koji's events move.
+    pub host_config: host_config_cache::HostConfigCache,
 }
 
 impl CollectContext {

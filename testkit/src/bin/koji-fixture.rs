@@ -191,10 +191,7 @@ async fn time_scrapes(
             // reqwest is built without decompression: the body stays as sent.
             request = request.header("Accept-Encoding", "gzip");
         }
-        let response = request
-            .send()
-            .await?
-            .error_for_status()?;
+        let response = request.send().await?.error_for_status()?;
         let bytes = response.bytes().await?.len();
         Ok::<_, anyhow::Error>((started.elapsed(), bytes))
     };

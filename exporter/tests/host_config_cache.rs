@@ -1,0 +1,149 @@
+//! The host configuration the `koji_hosts` collector keeps between scrapes never outlives
+//! a change: against Koji's real hub (`../shared/koji-hub`), capacity, arches, channels
+//! and enabled changed through the hub's own calls (`koji edit-host`, `add-host-to-channel`,
+//! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so does a
+//! builder's check-in (which makes no event). One case the hub cannot be made to show on
+//! demand is played with two database transactions (a stand-in, said so below): a change
+//! whose event id was taken before a later event committed, committing after it.
+
+mod support;
+
+use std::time::Duration;
+
+use koji_exporter::collectors::CollectorId;
+use koji_testkit::{KojiHub, TestDb};
+use support::{config_for, scrape, Sample};
+
+const HOST: &str = "buildvm-x86-01.example.org";
+const PASSWORD: &str = "builder-password";
+
+fn host_value(samples: &[Sample], name: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels.get("host").map(String::as_str) == Some(HOST))
+        .map(|s| s.value)
+}
+
+fn info_label(samples: &[Sample], label: &str) -> String {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == "koji_host_info" && s.labels.get("host").map(String::as_str) == Some(HOST)
+        })
+        .and_then(|s| s.labels.get(label).cloned())
+        .unwrap_or_else(|| panic!("no koji_host_info for {HOST}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_koji_change_shows_in_the_very_next_scrape() {
+    let db = TestDb::empty("host_cache").await.unwrap();
+    let hub = KojiHub::start(&db, &[]).await.expect("Koji's hub");
+    hub.koji_admin(&["add-host", HOST, "x86_64"]).await.unwrap();
+    hub.set_password(HOST, PASSWORD).await.unwrap();
+    hub.koji_admin(&["add-channel", "secure-boot"])
+        .await
+        .unwrap();
+    let scraper = koji_exporter::scraper(
+        config_for(&db.url, Duration::from_secs(5)),
+        vec![CollectorId::KojiHosts],
+    )
+    .unwrap();
+
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_capacity"), Some(2.0));
+    assert_eq!(host_value(&samples, "koji_host_enabled"), Some(1.0));
+    assert_eq!(info_label(&samples, "channels"), "default");
+    // A scrape with nothing changed reuses the configuration (same values).
+    let (_, again) = scrape(&scraper).await;
+    assert_eq!(host_value(&again, "koji_host_capacity"), Some(2.0));
+
+    hub.koji_admin(&[
+        "edit-host",
+        HOST,
+        "--capacity",
+        "6",
+        "--arches",
+        "x86_64 i686",
+    ])
+    .await
+    .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_capacity"), Some(6.0));
+    assert_eq!(info_label(&samples, "arches"), "x86_64 i686");
+
+    hub.koji_admin(&["add-host-to-channel", HOST, "secure-boot"])
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(info_label(&samples, "channels"), "default,secure-boot");
+
+    hub.koji_admin(&["remove-host-from-channel", HOST, "default"])
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(info_label(&samples, "channels"), "secure-boot");
+
+    hub.koji_admin(&["disable-host", HOST]).await.unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_enabled"), Some(0.0));
+
+    // A check-in makes no event, and is read every scrape.
+    assert_eq!(host_value(&samples, "koji_host_ready"), Some(0.0));
+    hub.check_in(HOST, PASSWORD).await.unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_ready"), Some(1.0));
+    assert!(host_value(&samples, "koji_host_last_update_timestamp_seconds").is_some());
+    assert_eq!(host_value(&samples, "koji_host_enabled"), Some(0.0));
+
+    // Stand-in for two concurrent hub transactions: the first takes an event id, a second
+    // change through the hub takes a later one and commits, a scrape reads (and keeps)
+    // that; then the first commits its change under the earlier id. The latest event id
+    // did not move, yet the next scrape sees the change.
+    let mut late = koji_testkit::test_db::connect(&db.url).await.unwrap();
+    let transaction = late.transaction().await.unwrap();
+    let event: i32 = transaction
+        .query_one("SELECT get_event()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    hub.koji_admin(&["enable-host", HOST]).await.unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_enabled"), Some(1.0));
+    let latest: i32 = db
+        .client
+        .query_one("SELECT max(id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        latest > event,
+        "the hub's change came later ({latest} > {event})"
+    );
+    transaction
+        .execute(
+            "UPDATE host_config SET revoke_event = $1, revoker_id = 1, active = NULL
+              WHERE host_id = (SELECT id FROM host WHERE name = $2) AND active IS TRUE",
+            &[&event, &HOST],
+        )
+        .await
+        .unwrap();
+    transaction
+        .execute(
+            "INSERT INTO host_config (host_id, arches, capacity, description, comment, enabled,
+                                      create_event, creator_id)
+             SELECT host_id, arches, 3, description, comment, enabled, $1, 1
+               FROM host_config WHERE revoke_event = $1",
+            &[&event],
+        )
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(
+        host_value(&samples, "koji_host_capacity"),
+        Some(3.0),
+        "a change committed late under an earlier event is seen at once"
+    );
+    let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
+    assert!(info.contains("Capacity: 3.0"), "Koji agrees: {info}");
+}
