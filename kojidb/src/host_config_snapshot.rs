@@ -45,10 +45,11 @@ impl EventMark {
 /// The check-in part of every host (1.16+), read every time.
 const CHECK_INS: &str = "
 SELECT h.id, h.name::text AS name, h.task_load, h.ready, NULL::float8 AS last_update FROM host h";
-/// The same with `host.update_time` (1.33+).
+/// The same with `host.update_time` (1.33+); `date_part` answers a float8 where `extract`
+/// (PostgreSQL 14+) computes a numeric for each of thousands of rows.
 const CHECK_INS_UPDATE_TIME: &str = "
 SELECT h.id, h.name::text AS name, h.task_load, h.ready,
-       extract(epoch FROM h.update_time::timestamptz)::float8 AS last_update
+       date_part('epoch', h.update_time::timestamptz) AS last_update
   FROM host h";
 
 /// The active configuration rows (1.16+), read when events moved.

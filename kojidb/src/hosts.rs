@@ -50,7 +50,7 @@ SELECT h.id, h.name::text AS name, coalesce(hc.arches, '') AS arches, hc.capacit
 /// the epoch right whether the column is `timestamp` or `timestamptz`.
 const HOSTS_HOST_CONFIG_UPDATE_TIME: &str = "
 SELECT h.id, h.name::text AS name, coalesce(hc.arches, '') AS arches, hc.capacity, h.task_load,
-       h.ready, hc.enabled, extract(epoch FROM h.update_time::timestamptz)::float8 AS last_update
+       h.ready, hc.enabled, date_part('epoch', h.update_time::timestamptz) AS last_update
   FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE";
 
 /// Channel memberships before 1.16: every row is current.
