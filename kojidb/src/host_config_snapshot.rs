@@ -95,24 +95,16 @@ impl ConfigSnapshot {
     /// From the rows of [`ACTIVE_CONFIGS`] and of the channel query
     /// ([`crate::HostQueries::channels`]).
     pub fn from_rows(config_rows: &[Row], channel_rows: &[Row]) -> ConfigSnapshot {
-        let mut channels: HashMap<i32, Vec<String>> = HashMap::new();
-        for row in channel_rows {
-            channels
-                .entry(row.get("host_id"))
-                .or_default()
-                .push(row.get("channel"));
-        }
+        let mut channels = crate::hosts::channels_by_host(channel_rows);
         let hosts = config_rows
             .iter()
             .map(|row| {
                 let id: i32 = row.get("host_id");
-                let mut host_channels = channels.remove(&id).unwrap_or_default();
-                host_channels.sort_unstable();
                 let config = HostConfig {
                     arches: row.get("arches"),
                     capacity: row.get("capacity"),
                     enabled: row.get("enabled"),
-                    channels: host_channels,
+                    channels: channels.remove(&id).unwrap_or_default(),
                 };
                 (id, config)
             })

@@ -53,20 +53,23 @@ impl From<tokio_postgres::Error> for EnabledError {
     }
 }
 
-const STATE_WITH_UPDATE_TIME: &str = "
-SELECT h.id, hc.enabled, h.ready, extract(epoch FROM h.update_time)::float8,
-       hc.create_event, extract(epoch FROM e.time)::float8, u.name::text
+/// The host, its active configuration row and who made it, with `$check_in` as the
+/// last check-in column.
+macro_rules! host_state {
+    ($check_in:literal) => {
+        concat!(
+            "SELECT h.id, hc.enabled, h.ready, ",
+            $check_in,
+            ", hc.create_event, date_part('epoch', e.time), u.name::text
   FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
   JOIN events e ON e.id = hc.create_event
   LEFT JOIN users u ON u.id = hc.creator_id
- WHERE h.name = $1";
-const STATE_WITHOUT_UPDATE_TIME: &str = "
-SELECT h.id, hc.enabled, h.ready, NULL::float8,
-       hc.create_event, extract(epoch FROM e.time)::float8, u.name::text
-  FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE
-  JOIN events e ON e.id = hc.create_event
-  LEFT JOIN users u ON u.id = hc.creator_id
- WHERE h.name = $1";
+ WHERE h.name = $1"
+        )
+    };
+}
+const STATE_WITH_UPDATE_TIME: &str = host_state!("date_part('epoch', h.update_time::timestamptz)");
+const STATE_WITHOUT_UPDATE_TIME: &str = host_state!("NULL::float8");
 const ACTIVE_EVENT_FOR_UPDATE: &str = "
 SELECT h.id, hc.create_event FROM host h
   JOIN host_config hc ON hc.host_id = h.id AND hc.active IS TRUE

@@ -107,8 +107,8 @@ pub async fn list_hosts(client: &Client, layout: Layout) -> Result<Vec<Host>, Ko
     Ok(hosts_from_rows(&host_rows, &channel_rows))
 }
 
-/// Combines the rows of [`HostQueries`] into hosts ordered by name, channels sorted.
-pub fn hosts_from_rows(host_rows: &[Row], channel_rows: &[Row]) -> Vec<Host> {
+/// The rows of [`HostQueries::channels`] as each host's channel names, sorted bytewise.
+pub fn channels_by_host(channel_rows: &[Row]) -> HashMap<i32, Vec<String>> {
     let mut channels: HashMap<i32, Vec<String>> = HashMap::new();
     for row in channel_rows {
         channels
@@ -116,13 +116,18 @@ pub fn hosts_from_rows(host_rows: &[Row], channel_rows: &[Row]) -> Vec<Host> {
             .or_default()
             .push(row.get("channel"));
     }
+    for names in channels.values_mut() {
+        names.sort_unstable();
+    }
+    channels
+}
+
+/// Combines the rows of [`HostQueries`] into hosts ordered by name, channels sorted.
+pub fn hosts_from_rows(host_rows: &[Row], channel_rows: &[Row]) -> Vec<Host> {
+    let mut channels = channels_by_host(channel_rows);
     let mut hosts: Vec<Host> = host_rows
         .iter()
-        .map(|row| {
-            let mut host_channels = channels.remove(&row.get("id")).unwrap_or_default();
-            host_channels.sort_unstable();
-            host_from_row(row, host_channels)
-        })
+        .map(|row| host_from_row(row, channels.remove(&row.get("id")).unwrap_or_default()))
         .collect();
     hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     hosts

@@ -54,15 +54,7 @@ async fn lowered_capacity_holds_while_demand_is_high_then_steps_back_once() {
     let journal = TestDb::empty("settles_journal").await.unwrap();
 
     // The builder's /proc, whose load the test writes.
-    let proc = d.join("proc");
-    std::fs::create_dir_all(&proc).unwrap();
-    for file in ["meminfo", "stat", "vmstat", "loadavg"] {
-        std::fs::copy(
-            koji_e2e::repo_root().join("tests/fixtures/proc").join(file),
-            proc.join(file),
-        )
-        .unwrap();
-    }
+    let proc = koji_e2e::builder_procfs(d);
     let write_load = |load: f64| {
         let path = proc.join("loadavg");
         let staged = proc.join("loadavg.new");

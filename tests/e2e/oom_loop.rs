@@ -62,15 +62,7 @@ async fn a_first_oom_drains_reboots_and_enables_the_builder_again() {
     let journal = TestDb::empty("oom_loop_journal").await.unwrap();
 
     // The builder's /proc.
-    let proc = d.join("proc");
-    std::fs::create_dir_all(&proc).unwrap();
-    for file in ["meminfo", "stat", "vmstat", "loadavg"] {
-        std::fs::copy(
-            koji_e2e::repo_root().join("tests/fixtures/proc").join(file),
-            proc.join(file),
-        )
-        .unwrap();
-    }
+    let proc = koji_e2e::builder_procfs(d);
     write_oom_kills(&proc, 7);
 
     // The builder's agent: its reboot command records the call, then plays the machine.

@@ -216,6 +216,21 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A builder's /proc for koji-exporter's `[paths] procfs`, in `dir/proc`: the fixture's
+/// meminfo, stat, vmstat and loadavg, for a test to rewrite as the builder changes.
+pub fn builder_procfs(dir: &Path) -> PathBuf {
+    let proc = dir.join("proc");
+    std::fs::create_dir_all(&proc).unwrap();
+    for file in ["meminfo", "stat", "vmstat", "loadavg"] {
+        std::fs::copy(
+            repo_root().join("tests/fixtures/proc").join(file),
+            proc.join(file),
+        )
+        .unwrap();
+    }
+    proc
+}
+
 /// Starts Alertmanager routing every alert, without delay, to `webhook_url` with the bearer
 /// token in `token_file`; returns it and its port.
 pub fn start_alertmanager(dir: &Path, webhook_url: &str, token_file: &Path) -> (Process, u16) {

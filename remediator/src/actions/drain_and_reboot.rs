@@ -87,11 +87,7 @@ impl Params {
 
     /// The cooldown key: the host named by the alert.
     pub fn target(&self, labels: &BTreeMap<String, String>) -> Result<String, String> {
-        labels
-            .get(&self.host_label)
-            .filter(|host| !host.is_empty())
-            .map(|host| format!("host:{host}"))
-            .ok_or_else(|| format!("the alert has no `{}` label", self.host_label))
+        super::host_target(labels, &self.host_label)
     }
 }
 

@@ -126,6 +126,15 @@ impl ActionError {
     }
 }
 
+/// The cooldown key of an action on the Koji host an alert names in `host_label`.
+pub fn host_target(labels: &BTreeMap<String, String>, host_label: &str) -> Result<String, String> {
+    labels
+        .get(host_label)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("host:{host}"))
+        .ok_or_else(|| format!("the alert has no `{host_label}` label"))
+}
+
 impl ActionContext {
     /// A connection to the hub database.
     pub async fn hub_client(&self) -> Result<deadpool_postgres::Object, ActionError> {
