@@ -12,10 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use koji_e2e::{
-    free_port, start_alertmanager, start_binary, start_central_remediator, start_prometheus,
-    wait_for, Central,
-};
+use koji_e2e::{start_alertmanager, start_central_remediator, start_prometheus, wait_for, Central};
 use koji_testkit::populate::{add_host, ensure_remediator_user};
 use koji_testkit::{HostSpec, KojiVersion, TestDb};
 
@@ -67,26 +64,7 @@ async fn lowered_capacity_holds_while_demand_is_high_then_steps_back_once() {
     };
     write_load(CPUS);
 
-    let exporter_port = free_port();
-    std::fs::write(
-        d.join("exporter.toml"),
-        format!(
-            "[paths]\nprocfs = \"{}\"\n[builder]\nhost_name = \"{HOST}\"\n\
-             [collectors]\nkoji_db = false\nkoji_hub = false\nkoji_hosts = false\nkoji_tasks = false\n\
-             pg_stat_activity = false\nbuilder_health = true\nfilesystems = false\n\
-             services = false\nbuilddirs = false\n",
-            proc.display()
-        ),
-    )
-    .unwrap();
-    let exporter = start_binary(
-        d,
-        "koji-exporter",
-        "koji-exporter",
-        "exporter.toml",
-        exporter_port,
-        &[],
-    );
+    let (exporter, exporter_port) = koji_e2e::start_builder_exporter(d, &proc, HOST);
     let central = Central {
         webhook_token: WEBHOOK_TOKEN,
         api_token: API_TOKEN,

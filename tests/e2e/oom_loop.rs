@@ -98,26 +98,7 @@ async fn a_first_oom_drains_reboots_and_enables_the_builder_again() {
     let agent = start_binary(d, "agent", "koji-remediator", "agent.toml", agent_port, &[]);
 
     // koji-exporter on the builder.
-    let exporter_port = free_port();
-    std::fs::write(
-        d.join("exporter.toml"),
-        format!(
-            "[paths]\nprocfs = \"{}\"\n[builder]\nhost_name = \"{HOST}\"\n\
-             [collectors]\nkoji_db = false\nkoji_hub = false\nkoji_hosts = false\nkoji_tasks = false\n\
-             pg_stat_activity = false\nbuilder_health = true\nfilesystems = false\n\
-             services = false\nbuilddirs = false\n",
-            proc.display()
-        ),
-    )
-    .unwrap();
-    let exporter = start_binary(
-        d,
-        "koji-exporter",
-        "koji-exporter",
-        "exporter.toml",
-        exporter_port,
-        &[],
-    );
+    let (exporter, exporter_port) = koji_e2e::start_builder_exporter(d, &proc, HOST);
 
     // The central remediator with the example runbook's rule, automatic here.
     let central = Central {

@@ -231,6 +231,32 @@ pub fn builder_procfs(dir: &Path) -> PathBuf {
     proc
 }
 
+/// Starts koji-exporter as on the builder `host`, with only `builder_health` reading the
+/// /proc at `proc` (see [`builder_procfs`]); returns it and its port.
+pub fn start_builder_exporter(dir: &Path, proc: &Path, host: &str) -> (Process, u16) {
+    let port = free_port();
+    std::fs::write(
+        dir.join("exporter.toml"),
+        format!(
+            "[paths]\nprocfs = \"{}\"\n[builder]\nhost_name = \"{host}\"\n\
+             [collectors]\nkoji_db = false\nkoji_hub = false\nkoji_hosts = false\nkoji_tasks = false\n\
+             pg_stat_activity = false\nbuilder_health = true\nfilesystems = false\n\
+             services = false\nbuilddirs = false\n",
+            proc.display()
+        ),
+    )
+    .unwrap();
+    let process = start_binary(
+        dir,
+        "koji-exporter",
+        "koji-exporter",
+        "exporter.toml",
+        port,
+        &[],
+    );
+    (process, port)
+}
+
 /// Starts Alertmanager routing every alert, without delay, to `webhook_url` with the bearer
 /// token in `token_file`; returns it and its port.
 pub fn start_alertmanager(dir: &Path, webhook_url: &str, token_file: &Path) -> (Process, u16) {

@@ -126,6 +126,23 @@ impl ActionError {
     }
 }
 
+/// The host a request to an agent names in `host_label`, when it is this machine
+/// (`local`); otherwise why the request is refused. An agent acts on its own machine only.
+pub fn own_host(
+    local: &str,
+    labels: &BTreeMap<String, String>,
+    host_label: &str,
+) -> Result<String, String> {
+    let host = labels.get(host_label).cloned().unwrap_or_default();
+    if local == host {
+        Ok(host)
+    } else {
+        Err(format!(
+            "the request is about host {host:?}, this machine is {local:?}"
+        ))
+    }
+}
+
 /// The cooldown key of an action on the Koji host an alert names in `host_label`.
 pub fn host_target(labels: &BTreeMap<String, String>, host_label: &str) -> Result<String, String> {
     labels

@@ -59,12 +59,10 @@ pub fn plan(
         Ok(found) => found,
         Err(reason) => return Planned::Refused(reason),
     };
-    let host = labels.get(host_label).cloned().unwrap_or_default();
-    if local != host {
-        return Planned::Refused(format!(
-            "the request is about host {host:?}, this machine is {local:?}"
-        ));
-    }
+    let host = match super::own_host(local, labels, host_label) {
+        Ok(host) => host,
+        Err(reason) => return Planned::Refused(reason),
+    };
     Planned::Change(Plan::RebootHost(RebootPlan {
         host,
         command: policy.command.clone(),
