@@ -94,38 +94,16 @@ async fn enabled_history(hub: &KojiHub) -> Vec<String> {
     hub.host_config_changes(HOST).await.unwrap()
 }
 
-/// The builder's agent: reboots with a script that records the call, then plays the
-/// machine: kojid says it stops, and once `go_up` exists it checks in again.
+/// The builder's agent: its reboot command plays the machine, checking in again once
+/// `go_up` exists.
 fn agent_config(d: &Path, hub: &KojiHub, go_up: &Path) -> PathBuf {
-    let log = d.join("reboots.log");
-    let script = d.join("reboot");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho reboot >> '{log}'\n{down} > /dev/null\n\
-             while [ ! -e '{go_up}' ]; do sleep 0.1; done\nsleep 1\n{up}\n",
-            log = log.display(),
-            down =
-                hub.builder_call_command_line(HOST, PASSWORD, "updateHost", &json!([0.0, false])),
-            go_up = go_up.display(),
-            up = hub.check_in_command_line(HOST, PASSWORD),
-        ),
+    hub.write_rebooting_agent(
+        d,
+        HOST,
+        PASSWORD,
+        FORWARD_TOKEN,
+        &format!("while [ ! -e '{}' ]; do sleep 0.1; done", go_up.display()),
     )
-    .unwrap();
-    koji_testkit::mounts::run(&["chmod", "+x", script.to_str().unwrap()]);
-    std::fs::write(d.join("agent.token"), FORWARD_TOKEN).unwrap();
-    std::fs::write(
-        d.join("agent.toml"),
-        format!(
-            "[agent]\ntoken_file = \"{d}/agent.token\"\nactions = [\"reboot_host\"]\n\
-             host_name = \"{HOST}\"\nstate_dir = \"{d}/agent-state\"\n\n\
-             [agent.reboot_host]\ncommand = [\"{script}\"]\ndelay = \"1s\"\n",
-            d = d.display(),
-            script = script.display()
-        ),
-    )
-    .unwrap();
-    log
 }
 
 fn central_config(d: &Path, db: &TestDb, journal: &TestDb, agent_port: u16, drain: &str) {

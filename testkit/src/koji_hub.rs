@@ -315,6 +315,52 @@ impl KojiHub {
         Ok(changes)
     }
 
+    /// Writes, in `dir`, a koji-remediator agent configuration (`agent.toml`, token in
+    /// `agent.token`) for the builder `host` that runs only `reboot_host`, whose command
+    /// plays the machine rebooting: it records the call in `reboots.log` (returned), kojid
+    /// says it stops (`updateHost` with ready false, as kojid's shutdown does), the shell
+    /// lines `while_down` run, and kojid checks in again.
+    pub fn write_rebooting_agent(
+        &self,
+        dir: &Path,
+        host: &str,
+        password: &str,
+        token: &str,
+        while_down: &str,
+    ) -> PathBuf {
+        let log = dir.join("reboots.log");
+        let script = dir.join("reboot");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho reboot >> '{log}'\n{down} > /dev/null\n{while_down}\nsleep 1\n{up}\n",
+                log = log.display(),
+                down = self.builder_call_command_line(
+                    host,
+                    password,
+                    "updateHost",
+                    &serde_json::json!([0.0, false])
+                ),
+                up = self.check_in_command_line(host, password),
+            ),
+        )
+        .expect("writing the reboot script");
+        crate::mounts::run(&["chmod", "+x", script.to_str().expect("a UTF-8 path")]);
+        std::fs::write(dir.join("agent.token"), token).expect("writing the agent token");
+        std::fs::write(
+            dir.join("agent.toml"),
+            format!(
+                "[agent]\ntoken_file = \"{d}/agent.token\"\nactions = [\"reboot_host\"]\n\
+                 host_name = \"{host}\"\nstate_dir = \"{d}/agent-state\"\n\n\
+                 [agent.reboot_host]\ncommand = [\"{script}\"]\ndelay = \"1s\"\n",
+                d = dir.display(),
+                script = script.display()
+            ),
+        )
+        .expect("writing the agent configuration");
+        log
+    }
+
     /// [`KojiHub::builder_call`] as a shell command line, for a test's scripts.
     pub fn builder_call_command_line(
         &self,

@@ -66,35 +66,18 @@ async fn a_first_oom_drains_reboots_and_enables_the_builder_again() {
     write_oom_kills(&proc, 7);
 
     // The builder's agent: its reboot command records the call, then plays the machine.
-    let reboots = d.join("reboots.log");
-    let reboot = d.join("reboot");
-    std::fs::write(
-        &reboot,
-        format!(
-            "#!/bin/sh\necho reboot >> '{log}'\n{down} > /dev/null\n\
-             sed -i 's/^oom_kill .*/oom_kill 0/' '{vmstat}'\nsleep 1\n{up}\n",
-            log = reboots.display(),
-            down =
-                hub.builder_call_command_line(HOST, PASSWORD, "updateHost", &json!([0.0, false])),
-            vmstat = proc.join("vmstat").display(),
-            up = hub.check_in_command_line(HOST, PASSWORD),
+    let reboots = hub.write_rebooting_agent(
+        d,
+        HOST,
+        PASSWORD,
+        FORWARD_TOKEN,
+        &format!(
+            "sed -i 's/^oom_kill .*/oom_kill 0/' '{}'",
+            proc.join("vmstat").display()
         ),
-    )
-    .unwrap();
-    koji_testkit::mounts::run(&["chmod", "+x", reboot.to_str().unwrap()]);
+    );
     std::fs::write(d.join("forwarding.token"), FORWARD_TOKEN).unwrap();
     let agent_port = free_port();
-    std::fs::write(
-        d.join("agent.toml"),
-        format!(
-            "[agent]\ntoken_file = \"{d}/forwarding.token\"\nactions = [\"reboot_host\"]\n\
-             host_name = \"{HOST}\"\nstate_dir = \"{d}/agent-state\"\n\n\
-             [agent.reboot_host]\ncommand = [\"{reboot}\"]\ndelay = \"1s\"\n",
-            d = d.display(),
-            reboot = reboot.display()
-        ),
-    )
-    .unwrap();
     let agent = start_binary(d, "agent", "koji-remediator", "agent.toml", agent_port, &[]);
 
     // koji-exporter on the builder.
