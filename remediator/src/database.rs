@@ -39,6 +39,32 @@ pub fn pool(
     env: &'static str,
     size: usize,
 ) -> Result<Pool, DatabaseError> {
+    pool_with(config, key, env, size, None)
+}
+
+/// A one-connection pool whose sessions cannot write (`default_transaction_read_only`),
+/// for reading a journal that must not change (a replay).
+pub fn read_only_pool(
+    config: &DatabaseConfig,
+    key: &'static str,
+    env: &'static str,
+) -> Result<Pool, DatabaseError> {
+    pool_with(
+        config,
+        key,
+        env,
+        1,
+        Some("-c default_transaction_read_only=on".into()),
+    )
+}
+
+fn pool_with(
+    config: &DatabaseConfig,
+    key: &'static str,
+    env: &'static str,
+    size: usize,
+    options: Option<String>,
+) -> Result<Pool, DatabaseError> {
     let from_env = std::env::var(env).ok().filter(|url| !url.is_empty());
     let url_source = if from_env.is_some() { env } else { key };
     let url = from_env
@@ -51,7 +77,7 @@ pub fn pool(
         password_file: config.password_file.as_deref(),
         password_key: "password_file",
         application_name: APPLICATION_NAME,
-        options: None,
+        options,
         connect_timeout: timeout,
         recycle_timeout: timeout,
         size,

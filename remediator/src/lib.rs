@@ -18,6 +18,9 @@
 //!   agents, Alertmanager silences.
 //! - [`agent`]: agent mode: a forwarded run under the machine's own policy; the durable
 //!   record of services it stopped.
+//! - [`replay`]: what a runbook would have done with past alerts (a journal's or captured
+//!   ones): the runbook's decisions and the journal's guards on a replayed clock; reads
+//!   the journal, writes nothing.
 //! - [`http`]: the routes, one file each, with authentication, rate limits and errors.
 //! - [`database`]: connection pools. [`metrics`]: the remediator's own metrics.
 //!   [`escalations_cli`]: on-call's command line. [`site_files`]: the tokens (and a
@@ -36,6 +39,7 @@ pub mod http;
 pub mod journal;
 pub mod lifecycle;
 pub mod metrics;
+pub mod replay;
 pub mod runbook;
 pub mod site_files;
 

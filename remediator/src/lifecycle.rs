@@ -297,6 +297,44 @@ pub enum Hold {
     HourlyCap,
 }
 
+impl Hold {
+    /// Every hold, for reading outcomes back.
+    const ALL: [Hold; 4] = [
+        Hold::Cooldown,
+        Hold::RuleGone,
+        Hold::OccurrenceResolved,
+        Hold::HourlyCap,
+    ];
+
+    /// The words a skipped run's journaled outcome begins with: the journal keeps the
+    /// reason in the outcome, and a replay reads it back from there.
+    pub fn outcome_opening(self) -> &'static str {
+        match self {
+            Hold::Cooldown => "cooldown: ",
+            Hold::RuleGone => "its rule is no longer in the runbook",
+            Hold::OccurrenceResolved => "the alert resolved before this run started",
+            Hold::HourlyCap => "max_runs_per_hour reached: ",
+        }
+    }
+
+    /// The hold a skipped run's outcome names, if it names one.
+    pub fn from_outcome(outcome: &str) -> Option<Hold> {
+        Hold::ALL
+            .into_iter()
+            .find(|hold| outcome.starts_with(hold.outcome_opening()))
+    }
+
+    /// In a few words, for tables.
+    pub fn words(self) -> &'static str {
+        match self {
+            Hold::Cooldown => "cooldown",
+            Hold::RuleGone => "rule gone",
+            Hold::OccurrenceResolved => "alert resolved first",
+            Hold::HourlyCap => "max_runs_per_hour",
+        }
+    }
+}
+
 /// How planning ended without applying anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conclusion {

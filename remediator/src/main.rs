@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use koji_remediator::config::sections::DatabaseConfig;
 use koji_remediator::config::Config;
 use koji_remediator::escalations_cli::{self, EscalationCommand};
+use koji_remediator::replay;
 use tracing_subscriber::EnvFilter;
 
 /// Log output format.
@@ -22,8 +24,9 @@ enum LogFormat {
 #[derive(Parser, Debug)]
 #[command(name = "koji-remediator", version, about)]
 struct Cli {
-    /// The configuration and runbook (TOML); required to serve.
-    #[arg(long = "config.file", value_name = "FILE")]
+    /// The configuration and runbook (TOML); required to serve, and the runbook a replay
+    /// replays through.
+    #[arg(long = "config.file", value_name = "FILE", global = true)]
     config_file: Option<PathBuf>,
     /// Address to listen on, overriding `server.listen_address`.
     #[arg(long = "web.listen-address", value_name = "ADDR")]
@@ -80,6 +83,31 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         alert: PathBuf,
     },
+    /// What the runbook of --config.file (e.g. a proposed one) would have done with past
+    /// alerts: a journal's over a period (read-only), or captured payloads, replayed in
+    /// their order and timing with every guard. Nothing is applied or written.
+    Replay {
+        /// The period: the last DURATION up to now (e.g. 7d). The default without
+        /// --from or --payloads.
+        #[arg(long, value_name = "DURATION", conflicts_with = "from")]
+        since: Option<humantime::Duration>,
+        /// The period's start (RFC 3339, e.g. 2026-11-23T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// The period's end (RFC 3339); default now.
+        #[arg(long, value_name = "TIME")]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// The journal to read, instead of the one --config.file names (e.g. a copy).
+        #[arg(long = "journal.url", value_name = "URL")]
+        journal_url: Option<String>,
+        /// Replay captured Alertmanager payloads (one JSON per line, bare or as
+        /// {"received_at": ..., "payload": ...}) instead of a journal.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "from", "until", "journal_url"])]
+        payloads: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        output: ReplayOutput,
+    },
     /// Write the tokens a site needs (and, with --throwaway-ca, a CA and the certificates
     /// the example web configurations name) into a folder, and say where each goes. Files
     /// that exist are kept.
@@ -106,6 +134,15 @@ enum Command {
         #[arg(long, value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
         prometheus_name: Vec<String>,
     },
+}
+
+/// How a replay prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReplayOutput {
+    /// A table for a person.
+    Table,
+    /// JSON for a script.
+    Json,
 }
 
 /// What to do with escalations.
@@ -188,6 +225,60 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?
         );
+        return Ok(());
+    }
+    if let Some(Command::Replay {
+        since,
+        from,
+        until,
+        journal_url,
+        payloads,
+        output,
+    }) = &cli.command
+    {
+        let config_file = cli
+            .config_file
+            .as_ref()
+            .context("--config.file names the runbook to replay through")?;
+        let config = Config::load(config_file)?;
+        let source = match payloads {
+            Some(path) => replay::Source::Payloads(path.clone()),
+            None => {
+                let database = match journal_url {
+                    Some(url) => DatabaseConfig {
+                        url: Some(url.clone()),
+                        password_file: None,
+                    },
+                    None => config
+                        .journal
+                        .clone()
+                        .context("no [journal] in --config.file: give --journal.url")?,
+                };
+                let until = until.unwrap_or_else(chrono::Utc::now);
+                let from = match (from, since) {
+                    (Some(from), _) => *from,
+                    (None, since) => {
+                        let since =
+                            since.map_or(std::time::Duration::from_secs(7 * 86400), Into::into);
+                        until - chrono::Duration::from_std(since).context("--since is too long")?
+                    }
+                };
+                anyhow::ensure!(
+                    from < until,
+                    "the period is empty: --from {from} is not before --until {until}"
+                );
+                replay::Source::Journal {
+                    database,
+                    from,
+                    until,
+                }
+            }
+        };
+        let report = replay::replay(&config, config_file.display().to_string(), source).await?;
+        match output {
+            ReplayOutput::Table => print!("{}", report.table()),
+            ReplayOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        }
         return Ok(());
     }
     if let Some(Command::Escalations {

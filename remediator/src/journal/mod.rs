@@ -5,13 +5,14 @@
 //! Split by purpose: [`deliveries`] (what the webhook records before it answers),
 //! [`runs`] (the run lifecycle: claims, leases, caps, cooldowns, transitions),
 //! [`restore_wait`] (when a restore may start: its target quiet, the latest change first),
-//! [`notices`] (the outbox), [`progress`] (how far a long action got), [`escalations`] (on-call's decisions), [`settings`] (the pause
+//! [`notices`] (the outbox), [`history`] (the past, read for a replay), [`progress`] (how far a long action got), [`escalations`] (on-call's decisions), [`settings`] (the pause
 //! switch), [`read_api`] (what the API lists) and [`migrations`]. Every state change goes
 //! through [`crate::lifecycle::next`], and is written only if the run is still in the state
 //! it is moved from, so two replicas can never both move it.
 
 pub mod deliveries;
 pub mod escalations;
+pub mod history;
 pub mod migrations;
 pub mod notices;
 pub mod progress;
@@ -38,6 +39,15 @@ pub enum JournalError {
         found: i32,
         /// The newest this binary knows.
         known: i32,
+    },
+    /// The journal is older than what is asked of it reads (a replay of a copy of an old
+    /// journal).
+    #[error("the journal's schema is at version {found}; this needs version {needed} or later (start a koji-remediator of this release on it once to migrate it)")]
+    OlderSchema {
+        /// The journal's version.
+        found: i32,
+        /// The oldest version readable.
+        needed: i32,
     },
     /// A row holds a name this binary does not know (a state, an action).
     #[error("journal row {id} holds an unknown {what} {name:?}")]

@@ -433,8 +433,9 @@ impl Journal {
             (
                 Hold::HourlyCap,
                 format!(
-                    "{} acted on {} {runs} time(s) within the hour (max_runs_per_hour = {max}): \
+                    "{}{} acted on {} {runs} time(s) within the hour (max_runs_per_hour = {max}): \
                      the fix does not hold; not run again, escalated",
+                    Hold::HourlyCap.outcome_opening(),
                     run.action.name(),
                     run.target
                 ),
@@ -463,7 +464,10 @@ impl Journal {
         if resolved {
             return Ok(Some((
                 Hold::OccurrenceResolved,
-                "the alert resolved before this run started; nothing changed".into(),
+                format!(
+                    "{}; nothing changed",
+                    Hold::OccurrenceResolved.outcome_opening()
+                ),
             )));
         }
         let recent = transaction
@@ -487,7 +491,11 @@ impl Journal {
             let at: String = recent.get(1);
             (
                 Hold::Cooldown,
-                format!("cooldown: run {other} acted on {} at {at}", run.target),
+                format!(
+                    "{}run {other} acted on {} at {at}",
+                    Hold::Cooldown.outcome_opening(),
+                    run.target
+                ),
             )
         }))
     }

@@ -226,7 +226,8 @@ impl Executor {
         match (run.state, rule) {
             (RunState::Pending, None) => {
                 let mut skip = Transition::new(run.state, Event::Hold(Hold::RuleGone));
-                skip.outcome = Some("its rule is no longer in the runbook; nothing changed");
+                let outcome = format!("{}; nothing changed", Hold::RuleGone.outcome_opening());
+                skip.outcome = Some(&outcome);
                 journal.transition(id, None, skip).await?;
                 Ok(())
             }

@@ -1,0 +1,350 @@
+//! `koji-remediator replay` against a journal a real remediator wrote: duplicates, the
+//! cooldown, `max_runs_per_hour`, approvals that expire, escalations, unmatched alerts,
+//! late notifications of ended occurrences and restores that wait for a quiet target all
+//! happen for real (real webhook, real journal, a Koji database whose capacity changes);
+//! the replay through the same runbook then says exactly what the journal says (it is
+//! faithful), a runbook with a shorter cooldown or one more rule shows exactly the
+//! differences it should, a tampered journal is read row by row with what was set aside
+//! said, and nothing is written.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use koji_remediator::config::Config;
+use koji_remediator::replay::{self, report::Report, Source};
+use koji_testkit::populate::add_host;
+use koji_testkit::{HostSpec, KojiVersion};
+use support::{config_text, payload, Remediator};
+
+const HOST_A: &str = "buildvm-x86-01.example.org";
+const HOST_B: &str = "buildvm-x86-02.example.org";
+
+const RULES: &str = r#"
+[[rule]]
+name = "overloaded-builder"
+alertname = "KojiBuilderOverloaded"
+matchers = { severity = "warning" }
+action = "lower_capacity"
+policy = "auto"
+cooldown = "2s"
+max_runs_per_hour = 2
+restore_on_resolve = true
+restore_after = "1s"
+params = { step = 0.5, floor = 2.0 }
+
+[[rule]]
+name = "overloaded-builder-critical"
+alertname = "KojiBuilderOverloaded"
+matchers = { severity = "critical" }
+action = "lower_capacity"
+policy = "approve"
+params = { to = 2.0 }
+
+[[rule]]
+name = "shared-storage-full"
+alertname = "KojiSharedStorageFull"
+action = "escalate"
+policy = "notify"
+"#;
+
+fn labels<'a>(host: &'a str, severity: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("alertname", "KojiBuilderOverloaded"),
+        ("host", host),
+        ("severity", severity),
+    ]
+}
+
+/// What the journal of [`history`] says happened, notification by notification.
+const THEN: &[(&str, &str)] = &[
+    ("firing", "ran: succeeded"),          // A, occurrence 1
+    ("firing", "duplicate"),               // A, occurrence 1 again
+    ("firing", "held: cooldown"),          // A, occurrence 2 within 2 s
+    ("firing", "ran: succeeded"),          // B, occurrence 1
+    ("firing", "unmatched"),               // no rule
+    ("firing", "escalated"),               // notify rule
+    ("firing", "expired"),                 // B critical: waits for on-call
+    ("resolved", "resolved ignored"),      // ... and resolves first
+    ("firing", "ran: succeeded"),          // A, occurrence 3 after the cooldown
+    ("firing", "held: max_runs_per_hour"), // A, occurrence 4: third within the hour
+    ("resolved", "ran: succeeded"),        // A occurrence 1 resolved: restored
+    ("resolved", "ran: nothing to do"),    // A occurrence 2: nothing was applied
+    ("resolved", "ran: succeeded"),        // A occurrence 3: restored first (latest)
+    ("resolved", "ran: nothing to do"),    // A occurrence 4
+    ("firing", "occurrence ended"),        // a late firing of A occurrence 1
+    ("resolved", "ran: succeeded"),        // B occurrence 1 restored
+];
+
+/// A remediator that went through every guard; returns it and when it began.
+async fn history() -> (Remediator, chrono::DateTime<Utc>) {
+    let began = Utc::now();
+    let remediator = Remediator::start(KojiVersion::V1_33, RULES).await;
+    for host in [HOST_A, HOST_B] {
+        add_host(
+            &remediator.hub.client,
+            KojiVersion::V1_33,
+            &HostSpec::new(host),
+        )
+        .await
+        .unwrap();
+    }
+    let post = |body: String| {
+        let remediator = &remediator;
+        async move {
+            let (status, answer) = remediator.post(&body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    let a = |n: usize| format!("2026-11-30T0{n}:00:00Z");
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(1),
+    ))
+    .await;
+    remediator.finished_runs(1).await;
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(1),
+    ))
+    .await;
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(2),
+    ))
+    .await;
+    remediator.finished_runs(2).await;
+    post(payload(
+        false,
+        &labels(HOST_B, "warning"),
+        "b1b1b1b1b1b1b1b1",
+        &a(1),
+    ))
+    .await;
+    post(payload(
+        false,
+        &[("alertname", "KojiSomethingNew"), ("host", HOST_B)],
+        "c1c1c1c1c1c1c1c1",
+        &a(1),
+    ))
+    .await;
+    post(payload(
+        false,
+        &[
+            ("alertname", "KojiSharedStorageFull"),
+            ("mountpoint", "/mnt/koji"),
+        ],
+        "d1d1d1d1d1d1d1d1",
+        &a(1),
+    ))
+    .await;
+    post(payload(
+        false,
+        &labels(HOST_B, "critical"),
+        "e1e1e1e1e1e1e1e1",
+        &a(1),
+    ))
+    .await;
+    post(payload(
+        true,
+        &labels(HOST_B, "critical"),
+        "e1e1e1e1e1e1e1e1",
+        &a(1),
+    ))
+    .await;
+    remediator.finished_runs(5).await;
+    // After the cooldown: the second change of A within the hour, then the third is held.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(3),
+    ))
+    .await;
+    remediator.finished_runs(6).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(4),
+    ))
+    .await;
+    remediator.finished_runs(7).await;
+    for n in 1..=4 {
+        post(payload(
+            true,
+            &labels(HOST_A, "warning"),
+            "a1a1a1a1a1a1a1a1",
+            &a(n),
+        ))
+        .await;
+    }
+    post(payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "a1a1a1a1a1a1a1a1",
+        &a(1),
+    ))
+    .await;
+    remediator.finished_runs(11).await;
+    post(payload(
+        true,
+        &labels(HOST_B, "warning"),
+        "b1b1b1b1b1b1b1b1",
+        &a(1),
+    ))
+    .await;
+    let runs = remediator.finished_runs(12).await;
+    assert_eq!(runs.len(), 12, "{runs:#?}");
+    // The world agrees: both builders are back where they were.
+    assert_eq!(remediator.active_capacity_of(HOST_A).await, 4.0);
+    assert_eq!(remediator.active_capacity_of(HOST_B).await, 4.0);
+    (remediator, began)
+}
+
+async fn replay_through(
+    remediator: &Remediator,
+    config: &Config,
+    from: chrono::DateTime<Utc>,
+) -> Report {
+    replay::replay(
+        config,
+        "the runbook".into(),
+        Source::Journal {
+            database: config.journal.clone().unwrap(),
+            from,
+            until: Utc::now(),
+        },
+    )
+    .await
+    .unwrap_or_else(|error| panic!("replay of {}: {error}", remediator.journal_url))
+}
+
+/// The remediator's configuration with the rules replaced.
+fn with_rules(remediator: &Remediator, rules: &str) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(
+        dir.path(),
+        &remediator.hub.url,
+        &remediator.journal_url,
+        rules,
+    );
+    Config::parse(&text, Path::new("proposed.toml")).unwrap()
+}
+
+fn then_and_would(report: &Report) -> Vec<(String, String, String)> {
+    report
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                row.status.to_owned(),
+                row.then.clone().unwrap_or_default(),
+                row.would.clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
+    let (remediator, began) = history().await;
+    let counts = remediator.journal_counts().await;
+
+    // The same runbook: exactly what happened.
+    let report = replay_through(&remediator, &remediator.config, began).await;
+    let rows = then_and_would(&report);
+    let expected: Vec<(String, String, String)> = THEN
+        .iter()
+        .map(|(status, then)| (status.to_string(), then.to_string(), then.to_string()))
+        .collect();
+    assert_eq!(rows, expected, "{}", report.table());
+    assert_eq!(report.differences, 0);
+    assert!(report.set_aside.is_empty(), "{:?}", report.set_aside);
+    let overloaded = report
+        .rules
+        .iter()
+        .find(|rule| rule.name == "overloaded-builder")
+        .unwrap();
+    assert_eq!(
+        (
+            overloaded.would.runs,
+            overloaded.would.held_cooldown,
+            overloaded.would.held_hourly_cap
+        ),
+        (3 + 5, 1, 1),
+        "3 fixes and 5 restores ran, one held by each guard"
+    );
+    assert_eq!(overloaded.then, overloaded.would);
+
+    // One more rule: only the alert it matches changes.
+    let new_rule = format!(
+        "{RULES}\n[[rule]]\nname = \"something-new\"\nalertname = \"KojiSomethingNew\"\naction = \"escalate\"\npolicy = \"notify\"\n"
+    );
+    let report = replay_through(&remediator, &with_rules(&remediator, &new_rule), began).await;
+    let differing: Vec<(usize, String, String)> = report
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.differs)
+        .map(|(index, row)| (index, row.then.clone().unwrap(), row.would.clone()))
+        .collect();
+    assert_eq!(
+        differing,
+        vec![(4, "unmatched".to_string(), "escalated".to_string())],
+        "{}",
+        report.table()
+    );
+
+    // No cooldown: occurrence 2 of A runs, so occurrence 3 is the third change within the
+    // hour and is held; their restores change accordingly.
+    let report = replay_through(
+        &remediator,
+        &with_rules(
+            &remediator,
+            &RULES.replace("cooldown = \"2s\"", "cooldown = \"0s\""),
+        ),
+        began,
+    )
+    .await;
+    let differing: Vec<(usize, String, String)> = report
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.differs)
+        .map(|(index, row)| (index, row.then.clone().unwrap(), row.would.clone()))
+        .collect();
+    assert_eq!(
+        differing,
+        vec![
+            (2, "held: cooldown".into(), "would run".into()),
+            (8, "ran: succeeded".into(), "held: max_runs_per_hour".into()),
+            (11, "ran: nothing to do".into(), "would run".into()),
+            (12, "ran: succeeded".into(), "ran: nothing to do".into()),
+        ],
+        "{}",
+        report.table()
+    );
+    let table = report.table();
+    assert!(table.contains("4 of 16 notification(s) differ."), "{table}");
+    assert!(
+        table.contains(
+            "overloaded-builder           runs 8, held by cooldown 1 -> 0, \
+             by max_runs_per_hour 1 -> 2, otherwise 0, escalations 1 -> 2, waiting 0"
+        ),
+        "{table}"
+    );
+
+    // Nothing was written.
+    assert_eq!(remediator.journal_counts().await, counts);
+}
