@@ -104,6 +104,10 @@ enum Command {
         /// {"received_at": ..., "payload": ...}) instead of a journal.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["since", "from", "until", "journal_url"])]
         payloads: Option<PathBuf>,
+        /// Also plan each fix that would run against the hub database as it is today
+        /// (--config.file's [hub], read-only), marked as today's plan.
+        #[arg(long)]
+        plan: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         output: ReplayOutput,
@@ -233,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
         until,
         journal_url,
         payloads,
+        plan,
         output,
     }) = &cli.command
     {
@@ -274,7 +279,18 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         };
-        let report = replay::replay(&config, config_file.display().to_string(), source).await?;
+        let plan_hub = match plan {
+            true => Some(
+                &config
+                    .hub
+                    .as_ref()
+                    .context("--plan needs a [hub] in --config.file")?
+                    .database,
+            ),
+            false => None,
+        };
+        let report =
+            replay::replay(&config, config_file.display().to_string(), source, plan_hub).await?;
         match output {
             ReplayOutput::Table => print!("{}", report.table()),
             ReplayOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),

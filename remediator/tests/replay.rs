@@ -225,6 +225,7 @@ async fn replay_through(
             from,
             until: Utc::now(),
         },
+        None,
     )
     .await
     .unwrap_or_else(|error| panic!("replay of {}: {error}", remediator.journal_url))
@@ -347,4 +348,185 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
 
     // Nothing was written.
     assert_eq!(remediator.journal_counts().await, counts);
+}
+
+/// Runs `koji-remediator replay` with `args`; its standard output.
+fn replay_command(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
+        .arg("replay")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A reader of the journal that may only SELECT, as README suggests for replays.
+async fn reader_url(remediator: &Remediator) -> String {
+    let client = koji_testkit::test_db::connect(&remediator.journal_url)
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'journal_reader') THEN
+                 CREATE ROLE journal_reader LOGIN;
+               END IF;
+             END $$;
+             GRANT USAGE ON SCHEMA koji_remediator TO journal_reader;
+             GRANT SELECT ON ALL TABLES IN SCHEMA koji_remediator TO journal_reader;",
+        )
+        .await
+        .unwrap();
+    // A key=value connection string: the later user wins.
+    format!("{} user=journal_reader", remediator.journal_url)
+}
+
+#[tokio::test]
+async fn the_command_line_reads_a_tampered_journal_read_only_and_plans_today() {
+    let (remediator, _) = history().await;
+    let journal = koji_testkit::test_db::connect(&remediator.journal_url)
+        .await
+        .unwrap();
+    // Someone edited the journal by hand.
+    journal
+        .batch_execute(
+            "UPDATE koji_remediator.alerts SET labels = '[\"not\", \"a map\"]'
+              WHERE labels->>'alertname' = 'KojiSomethingNew';
+             UPDATE koji_remediator.alerts SET status = 'exploded'
+              WHERE id = (SELECT min(id) FROM koji_remediator.alerts WHERE decision = 'duplicate');
+             UPDATE koji_remediator.alerts SET decision = 'teleported'
+              WHERE labels->>'alertname' = 'KojiSharedStorageFull';
+             DELETE FROM koji_remediator.notices
+              WHERE run_id IN (SELECT id FROM koji_remediator.action_runs WHERE state = 'expired');
+             DELETE FROM koji_remediator.action_runs WHERE state = 'expired';
+             UPDATE koji_remediator.action_runs SET state = 'weird'
+              WHERE id = (SELECT max(id) FROM koji_remediator.action_runs);",
+        )
+        .await
+        .unwrap();
+    let counts = remediator.journal_counts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proposed.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            dir.path(),
+            &remediator.hub.url,
+            &remediator.journal_url,
+            RULES,
+        ),
+    )
+    .unwrap();
+    let reader = reader_url(&remediator).await;
+    let config = config.to_str().unwrap();
+    let table = replay_command(&[
+        "--config.file",
+        config,
+        "--journal.url",
+        &reader,
+        "--since",
+        "1h",
+        "--plan",
+    ]);
+    // Five edits; the run with a made-up state is set aside, and so is its alert's "then".
+    assert!(table.contains("Set aside (6):"), "{table}");
+    for said in [
+        "labels are not a map of strings",
+        "unknown status \"exploded\"",
+        "unknown decision \"teleported\"",
+        "its run is not in the journal",
+        "unknown state \"weird\"",
+    ] {
+        assert!(table.contains(said), "{said}: {table}");
+    }
+    assert!(table.contains("0 of 14 notification(s) differ."), "{table}");
+    // Today's plans: builder A is back at 4, so its fix would lower it again.
+    assert!(
+        table.contains(&format!(
+            "today's plan: set capacity of Koji host {HOST_A} from 4 to 3.5"
+        )),
+        "{table}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&replay_command(&[
+        "--config.file",
+        config,
+        "--journal.url",
+        &reader,
+        "--since",
+        "1h",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["differences"], 0);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 14);
+    assert_eq!(json["set_aside"].as_array().unwrap().len(), 6);
+    assert_eq!(json["rows"][0]["then"], "ran: succeeded");
+    assert_eq!(json["rows"][0]["would"], "ran: succeeded");
+
+    // Nothing was written, by a reader that could not have written anyway, nor by the
+    // planner on the hub.
+    assert_eq!(remediator.journal_counts().await, counts);
+    assert_eq!(remediator.active_capacity_of(HOST_A).await, 4.0);
+}
+
+#[tokio::test]
+async fn captured_payloads_replay_in_time_order_and_bad_lines_are_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let remediator = Remediator::start(KojiVersion::V1_33, RULES).await;
+    let config = dir.path().join("runbook.toml");
+    std::fs::write(
+        &config,
+        config_text(
+            dir.path(),
+            &remediator.hub.url,
+            &remediator.journal_url,
+            RULES,
+        ),
+    )
+    .unwrap();
+    let firing = payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "f1f1f1f1f1f1f1f1",
+        "2026-11-30T01:00:00Z",
+    );
+    let again = payload(
+        false,
+        &labels(HOST_A, "warning"),
+        "f1f1f1f1f1f1f1f1",
+        "2026-11-30T01:00:01Z",
+    );
+    let wrapped = format!(r#"{{"received_at": "2026-11-30T01:00:01.500Z", "payload": {again}}}"#);
+    // Out of order on purpose, and one line that is not a payload. The second arrives
+    // 1.5 s after the first, within the rule's 2 s cooldown.
+    let file = dir.path().join("captured.jsonl");
+    std::fs::write(&file, format!("{wrapped}\nnot json at all\n{firing}\n")).unwrap();
+    let table = replay_command(&[
+        "--config.file",
+        config.to_str().unwrap(),
+        "--payloads",
+        file.to_str().unwrap(),
+    ]);
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|line| line.contains("KojiBuilderOverloaded"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].contains("2026-11-30 01:00:00") && rows[0].trim_end().ends_with("would run"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("2026-11-30 01:00:01") && rows[1].trim_end().ends_with("held: cooldown"),
+        "{table}"
+    );
+    assert!(table.contains("line 2: not JSON"), "{table}");
+    assert_eq!(remediator.journal_counts().await, (0, 0, 0));
 }

@@ -9,6 +9,7 @@
 pub mod fate;
 pub mod input;
 pub mod model;
+pub mod plans_today;
 pub mod report;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use crate::config::sections::DatabaseConfig;
-use crate::config::{Config, JOURNAL_URL_ENV};
+use crate::config::{Config, HUB_URL_ENV, JOURNAL_URL_ENV};
 use crate::journal::{Journal, JournalError};
 use input::ReplayInput;
 use report::Report;
@@ -56,11 +57,13 @@ pub enum ReplayError {
     },
 }
 
-/// Replays `source` through `config` (named `runbook` in the report).
+/// Replays `source` through `config` (named `runbook` in the report); with `plan_hub`,
+/// each fix that would run is also planned against that hub database today, read-only.
 pub async fn replay(
     config: &Config,
     runbook: String,
     source: Source,
+    plan_hub: Option<&DatabaseConfig>,
 ) -> Result<Report, ReplayError> {
     let (input, from, until, source_name) = match source {
         Source::Journal {
@@ -95,6 +98,13 @@ pub async fn replay(
         }
     };
     let decided = model::replay(config, &input, until);
+    let plans = match plan_hub {
+        Some(hub) => {
+            let pool = crate::database::read_only_pool(hub, "hub.url", HUB_URL_ENV)?;
+            plans_today::plans_today(config, pool, &input.notifications, &decided).await
+        }
+        None => Vec::new(),
+    };
     Ok(Report::new(
         source_name,
         runbook,
@@ -102,6 +112,7 @@ pub async fn replay(
         until,
         &input,
         decided,
+        plans,
     ))
 }
 

@@ -36,6 +36,9 @@ pub struct Row {
     pub would: String,
     /// Then and now differ.
     pub differs: bool,
+    /// With `--plan`: the plan its fix would make against the hub today.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_today: Option<String>,
     #[serde(skip)]
     then_fate: Option<Fate>,
     #[serde(skip)]
@@ -121,14 +124,17 @@ impl Report {
         until: DateTime<Utc>,
         input: &ReplayInput,
         decided: Vec<Decided>,
+        plans_today: Vec<Option<String>>,
     ) -> Report {
+        let mut plans_today = plans_today.into_iter();
         let rows: Vec<Row> = input
             .notifications
             .iter()
             .zip(decided)
+            .map(|(notification, decided)| (notification, decided, plans_today.next().flatten()))
             // Notifications before the period were replayed only to warm the guards up.
-            .filter(|(notification, _)| from.is_none_or(|from| notification.received_at >= from))
-            .map(|(notification, decided)| {
+            .filter(|(notification, _, _)| from.is_none_or(|from| notification.received_at >= from))
+            .map(|(notification, decided, plan_today)| {
                 let then = notification.then.as_ref();
                 let then_fate = then.map(|then| then.fate.clone());
                 let differs = then_fate
@@ -148,6 +154,7 @@ impl Report {
                     rule: decided.rule.clone(),
                     would: decided.fate.to_string(),
                     differs,
+                    plan_today,
                     then_fate,
                     would_fate: decided.fate,
                 }
@@ -240,6 +247,9 @@ impl Report {
                 row.then.as_deref().unwrap_or("-"),
                 row.would
             );
+            if let Some(plan) = &row.plan_today {
+                let _ = writeln!(out, "{:>21}  today's plan: {plan}", "");
+            }
         }
         let _ = writeln!(
             out,
