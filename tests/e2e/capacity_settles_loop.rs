@@ -6,7 +6,8 @@
 //! here instead of a day). Demand is high for the first 15 s: capacity goes 4 -> 3 and
 //! stays there, though the alert resolves at once; after demand has dropped and the host
 //! has been quiet, it steps back to 4 and stays. Two changes in all, where restoring at
-//! once would have lowered and raised it again and again while demand was high.
+//! once would have lowered and raised it again and again while demand was high. The
+//! journal it wrote, replayed through the same runbook, says exactly what happened.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -157,4 +158,25 @@ params = { step = 1.0, floor = 2.0 }
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(capacity(&hub).await, 4.0);
+
+    // The journal this loop wrote (Alertmanager's repeats and resolutions, the restore's
+    // quiet wait), replayed through the same runbook: exactly what happened.
+    let report = koji_e2e::faithful_replay(d, "10m");
+    let fates: Vec<(&str, &str)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["status"].as_str().unwrap(),
+                row["would"].as_str().unwrap(),
+            )
+        })
+        .filter(|(_, would)| would.starts_with("ran"))
+        .collect();
+    assert_eq!(
+        fates,
+        [("firing", "ran: succeeded"), ("resolved", "ran: succeeded")],
+        "{report:#}"
+    );
 }

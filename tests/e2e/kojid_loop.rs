@@ -312,5 +312,24 @@ attempts = 1
         koji.host_config_changes(BUILDER).await.unwrap(),
         Vec::<String>::new()
     );
+    // The journal, replayed through the same runbook: two restarts through the agent and
+    // the third held by max_runs_per_hour, exactly as it happened.
+    let report = koji_e2e::faithful_replay(d, "30m");
+    let fates: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["status"] == "firing" && row["then"] != "duplicate")
+        .map(|row| row["would"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fates,
+        [
+            "ran: succeeded",
+            "ran: succeeded",
+            "held: max_runs_per_hour"
+        ],
+        "{report:#}"
+    );
     drop(kojid);
 }

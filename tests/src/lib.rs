@@ -146,6 +146,43 @@ pub fn start_central_remediator(
     (process, port)
 }
 
+/// `koji-remediator replay --output json` of the journal a loop's central remediator
+/// (started by [`start_central_remediator`] in `dir`) wrote, through its own runbook,
+/// over the last `since`: the report, after checking the replay is faithful (no
+/// difference, nothing set aside).
+pub fn faithful_replay(dir: &Path, since: &str) -> serde_json::Value {
+    let output = std::process::Command::new(workspace_binary("koji-remediator"))
+        .args([
+            "replay",
+            "--output",
+            "json",
+            "--since",
+            since,
+            "--config.file",
+        ])
+        .arg(dir.join("remediator.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let differing: Vec<&serde_json::Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["differs"] == true)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "the replay differs from the journal: {differing:#?}"
+    );
+    assert_eq!(report["set_aside"], serde_json::json!([]), "{report:#}");
+    report
+}
+
 /// GETs `url` (with a bearer token when given) and parses the JSON answer; `None` on any
 /// failure, for polling with [`wait_for`].
 pub async fn get_json(
