@@ -50,7 +50,7 @@ action = "escalate"
 policy = "notify"
 "#;
 
-fn labels<'a>(host: &'a str, severity: &'a str) -> Vec<(&'a str, &'a str)> {
+fn labels(host: &'static str, severity: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![
         ("alertname", "KojiBuilderOverloaded"),
         ("host", host),
@@ -91,119 +91,46 @@ async fn history() -> (Remediator, chrono::DateTime<Utc>) {
         .await
         .unwrap();
     }
-    let post = |body: String| {
+    // One alert: firing or resolved, its labels, its fingerprint and the hour it started.
+    let send = |resolved: bool, labels: Vec<(&'static str, &'static str)>, fingerprint, hour| {
         let remediator = &remediator;
         async move {
+            let starts_at = format!("2026-11-30T0{hour}:00:00Z");
+            let body = payload(resolved, &labels, fingerprint, &starts_at);
             let (status, answer) = remediator.post(&body).await;
             assert_eq!(status, 200, "{answer}");
         }
     };
-    let a = |n: usize| format!("2026-11-30T0{n}:00:00Z");
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(1),
-    ))
-    .await;
+    const A: &str = "a1a1a1a1a1a1a1a1";
+    send(false, labels(HOST_A, "warning"), A, 1).await;
     remediator.finished_runs(1).await;
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(1),
-    ))
-    .await;
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(2),
-    ))
-    .await;
+    send(false, labels(HOST_A, "warning"), A, 1).await;
+    send(false, labels(HOST_A, "warning"), A, 2).await;
     remediator.finished_runs(2).await;
-    post(payload(
-        false,
-        &labels(HOST_B, "warning"),
-        "b1b1b1b1b1b1b1b1",
-        &a(1),
-    ))
-    .await;
-    post(payload(
-        false,
-        &[("alertname", "KojiSomethingNew"), ("host", HOST_B)],
-        "c1c1c1c1c1c1c1c1",
-        &a(1),
-    ))
-    .await;
-    post(payload(
-        false,
-        &[
-            ("alertname", "KojiSharedStorageFull"),
-            ("mountpoint", "/mnt/koji"),
-        ],
-        "d1d1d1d1d1d1d1d1",
-        &a(1),
-    ))
-    .await;
-    post(payload(
-        false,
-        &labels(HOST_B, "critical"),
-        "e1e1e1e1e1e1e1e1",
-        &a(1),
-    ))
-    .await;
-    post(payload(
-        true,
-        &labels(HOST_B, "critical"),
-        "e1e1e1e1e1e1e1e1",
-        &a(1),
-    ))
-    .await;
+    send(false, labels(HOST_B, "warning"), "b1b1b1b1b1b1b1b1", 1).await;
+    let unmatched = vec![("alertname", "KojiSomethingNew"), ("host", HOST_B)];
+    send(false, unmatched, "c1c1c1c1c1c1c1c1", 1).await;
+    let storage = vec![
+        ("alertname", "KojiSharedStorageFull"),
+        ("mountpoint", "/mnt/koji"),
+    ];
+    send(false, storage, "d1d1d1d1d1d1d1d1", 1).await;
+    send(false, labels(HOST_B, "critical"), "e1e1e1e1e1e1e1e1", 1).await;
+    send(true, labels(HOST_B, "critical"), "e1e1e1e1e1e1e1e1", 1).await;
     remediator.finished_runs(5).await;
     // After the cooldown: the second change of A within the hour, then the third is held.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(3),
-    ))
-    .await;
+    send(false, labels(HOST_A, "warning"), A, 3).await;
     remediator.finished_runs(6).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(4),
-    ))
-    .await;
+    send(false, labels(HOST_A, "warning"), A, 4).await;
     remediator.finished_runs(7).await;
-    for n in 1..=4 {
-        post(payload(
-            true,
-            &labels(HOST_A, "warning"),
-            "a1a1a1a1a1a1a1a1",
-            &a(n),
-        ))
-        .await;
+    for hour in 1..=4 {
+        send(true, labels(HOST_A, "warning"), A, hour).await;
     }
-    post(payload(
-        false,
-        &labels(HOST_A, "warning"),
-        "a1a1a1a1a1a1a1a1",
-        &a(1),
-    ))
-    .await;
+    send(false, labels(HOST_A, "warning"), A, 1).await;
     remediator.finished_runs(11).await;
-    post(payload(
-        true,
-        &labels(HOST_B, "warning"),
-        "b1b1b1b1b1b1b1b1",
-        &a(1),
-    ))
-    .await;
+    send(true, labels(HOST_B, "warning"), "b1b1b1b1b1b1b1b1", 1).await;
     let runs = remediator.finished_runs(12).await;
     assert_eq!(runs.len(), 12, "{runs:#?}");
     // The world agrees: both builders are back where they were.

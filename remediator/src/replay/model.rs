@@ -368,6 +368,16 @@ impl Model<'_> {
         None
     }
 
+    /// Whether `action` has `max_concurrent_per_action` runs in flight at `at`.
+    fn at_cap(&self, action: ActionKind, at: DateTime<Utc>) -> bool {
+        let in_flight = self
+            .runs
+            .iter()
+            .filter(|other| other.action == action && other.in_flight(at))
+            .count();
+        in_flight >= self.config.guards.max_concurrent_per_action
+    }
+
     fn try_start(&mut self, run: usize, at: DateTime<Utc>) {
         if self.runs[run].stage != Stage::Pending {
             return;
@@ -378,12 +388,7 @@ impl Model<'_> {
             return;
         }
         let action = self.runs[run].action;
-        let in_flight = self
-            .runs
-            .iter()
-            .filter(|other| other.action == action && other.in_flight(at))
-            .count();
-        if in_flight >= self.config.guards.max_concurrent_per_action {
+        if self.at_cap(action, at) {
             let waiting = self.at_cap.entry(action.name()).or_default();
             if !waiting.contains(&run) {
                 waiting.push(run);
@@ -487,16 +492,9 @@ impl Model<'_> {
                 }
                 continue;
             }
-            let action = self.runs[restore].action;
-            let in_flight = self
-                .runs
-                .iter()
-                .filter(|other| other.action == action && other.in_flight(at))
-                .count();
-            if in_flight >= self.config.guards.max_concurrent_per_action {
-                continue;
+            if !self.at_cap(self.runs[restore].action, at) {
+                self.start(restore, at);
             }
-            self.start(restore, at);
         }
     }
 
