@@ -277,6 +277,14 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
     assert_eq!(remediator.journal_counts().await, counts);
 }
 
+/// The remediator's configuration (with [`RULES`]) written to `<dir>/runbook.toml`.
+fn runbook_file(dir: &Path, remediator: &Remediator) -> std::path::PathBuf {
+    let path = dir.join("runbook.toml");
+    let text = config_text(dir, &remediator.hub.url, &remediator.journal_url, RULES);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Runs `koji-remediator replay` with `args`; its standard output.
 fn replay_command(args: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
@@ -338,17 +346,7 @@ async fn the_command_line_reads_a_tampered_journal_read_only_and_plans_today() {
         .unwrap();
     let counts = remediator.journal_counts().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("proposed.toml");
-    std::fs::write(
-        &config,
-        config_text(
-            dir.path(),
-            &remediator.hub.url,
-            &remediator.journal_url,
-            RULES,
-        ),
-    )
-    .unwrap();
+    let config = runbook_file(dir.path(), &remediator);
     let reader = reader_url(&remediator).await;
     let config = config.to_str().unwrap();
     let table = replay_command(&[
@@ -407,17 +405,7 @@ async fn the_command_line_reads_a_tampered_journal_read_only_and_plans_today() {
 async fn captured_payloads_replay_in_time_order_and_bad_lines_are_set_aside() {
     let dir = tempfile::tempdir().unwrap();
     let remediator = Remediator::start(KojiVersion::V1_33, RULES).await;
-    let config = dir.path().join("runbook.toml");
-    std::fs::write(
-        &config,
-        config_text(
-            dir.path(),
-            &remediator.hub.url,
-            &remediator.journal_url,
-            RULES,
-        ),
-    )
-    .unwrap();
+    let config = runbook_file(dir.path(), &remediator);
     let firing = payload(
         false,
         &labels(HOST_A, "warning"),
