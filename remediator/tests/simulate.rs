@@ -2,7 +2,9 @@
 //! nothing claimed, journaled or applied. An automatic rule shows its plan; after a real
 //! run on the host the cooldown holds it; the pause switch makes it plan only; an approval
 //! rule plans and waits; an unmatched alert does nothing. Only on-call's API token is
-//! accepted. `koji-remediator simulate --alert FILE` says the same from a shell.
+//! accepted. `koji-remediator simulate --alert FILE` says the same from a shell. One
+//! payload simulated 100 times changes nothing anywhere (journal, Koji's database,
+//! Alertmanager's silences).
 
 mod support;
 
@@ -228,4 +230,112 @@ async fn the_command_line_says_what_a_captured_alert_would_do() {
         "{said}"
     );
     assert_eq!(remediator.journal_counts().await, (0, 0, 0));
+}
+
+/// One payload simulated 100 times changes nothing anywhere: not the journal, not Koji's
+/// database (host configuration, events), not Alertmanager's silences (the remediator is
+/// configured to silence alerts while fixes run), not the hub's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alert_simulated_100_times_changes_nothing_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("unused.token"), "unused-webhook-token").unwrap();
+    let (_alertmanager, am_port) =
+        koji_e2e::start_alertmanager(d, "http://127.0.0.1:9/unused", &d.join("unused.token"));
+    let am = format!("http://127.0.0.1:{am_port}");
+    let client = reqwest::Client::new();
+    let silences = || async {
+        client
+            .get(format!("{am}/api/v2/silences"))
+            .send()
+            .await
+            .ok()?
+            .json::<Vec<Value>>()
+            .await
+            .ok()
+    };
+    for _ in 0..200 {
+        if silences().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let rules = format!(
+        r#"{RULES}
+[[rule]]
+name = "stale-connections"
+alertname = "KojiDatabaseStaleConnections"
+action = "terminate_stale_connections"
+policy = "auto"
+params = {{ users = ["koji"], older_than = "1s", max_per_run = 10 }}
+
+[silences]
+alertmanager_urls = ["{am}"]
+duration = "10m"
+timeout = "2s"
+"#
+    );
+    let remediator = Remediator::start(KojiVersion::V1_33, &rules).await;
+    add_host(
+        &remediator.hub.client,
+        KojiVersion::V1_33,
+        &HostSpec::new(HOST),
+    )
+    .await
+    .unwrap();
+    let hub_state = || async {
+        let row = remediator
+            .hub
+            .client
+            .query_one(
+                "SELECT (SELECT count(*) FROM host_config), (SELECT sum(capacity) FROM host_config WHERE active),
+                        (SELECT count(*) FROM events), (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, f64>(1),
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+        )
+    };
+    let stale = payload(
+        false,
+        &[
+            ("alertname", "KojiDatabaseStaleConnections"),
+            ("datname", remediator.hub.name.as_str()),
+        ],
+        "5a5a5a5a5a5a5a5a",
+        "2026-11-30T11:00:00Z",
+    );
+    // Warm up once (the remediator's own pools open their connections), then count.
+    simulate(&remediator, &stale, API_TOKEN).await;
+    simulate(
+        &remediator,
+        &alert("warning", "4b4b4b4b4b4b4b4b"),
+        API_TOKEN,
+    )
+    .await;
+    let journal = remediator.journal_counts().await;
+    let hub = hub_state().await;
+    for n in 0..100 {
+        let body = if n % 2 == 0 {
+            alert("warning", "4b4b4b4b4b4b4b4b")
+        } else {
+            stale.clone()
+        };
+        let (status, answer) = simulate(&remediator, &body, API_TOKEN).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["alerts"][0]["decision"], "run", "{answer}");
+    }
+    assert_eq!(remediator.journal_counts().await, journal, "journal rows");
+    assert_eq!(hub_state().await, hub, "Koji's database");
+    assert_eq!(remediator.active_capacity_of(HOST).await, 4.0);
+    assert_eq!(
+        silences().await,
+        Some(Vec::new()),
+        "Alertmanager's silences"
+    );
 }
