@@ -5,8 +5,9 @@
 //! remediator plans, journals a pending escalation and mails the outage notice to a real
 //! SMTP server. On-call logs in to the approval page in headless Chromium and sees the plan;
 //! a forged cross-site form, opened in the same logged-in browser, is refused; on-call
-//! approves; the plan runs once, the alert resolves, and the page shows the outcome. A
-//! screenshot is kept in target/test-artifacts.
+//! approves; the plan runs once, the alert resolves, and the page shows the outcome. The
+//! page's simulate form, used in the browser, says what a new occurrence would do and
+//! writes nothing. Screenshots are kept in target/test-artifacts.
 //!
 //! The rule's parameters name the exporter's `instance` as the host, because a shared mount
 //! belongs to no Koji builder; sites that prepare such a cleanup do the same.
@@ -255,6 +256,74 @@ services = []
     browser.resize(390, 844).await;
     browser.screenshot("approval-page-pending-phone.png").await;
     browser.resize(1366, 900).await;
+
+    // "What would this alert do now?": a new occurrence of the same alert pasted into the
+    // page's form is decided and planned as a delivery would be, and nothing is written.
+    let waiting: Vec<Value> = serde_json::from_value(
+        get_json(
+            &client,
+            &format!("{base}/api/v1/escalations"),
+            Some(API_TOKEN),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let labels = waiting.iter().find(|e| e["id"] == id).unwrap()["labels"].clone();
+    let pasted = serde_json::json!({
+        "version": "4", "status": "firing", "receiver": "koji-remediator",
+        "groupKey": "{}:{alertname=\"KojiSharedStorageFull\"}",
+        "alerts": [{
+            "status": "firing", "labels": labels, "annotations": {},
+            "startsAt": "2026-11-30T12:00:00Z", "fingerprint": "5151515151515151"
+        }]
+    })
+    .to_string();
+    let journal_before = get_json(&client, &format!("{base}/api/v1/journal"), Some(API_TOKEN))
+        .await
+        .unwrap();
+    page.goto(&format!("{base}/escalations")).await.unwrap();
+    page.find(Locator::Id("payload"))
+        .await
+        .unwrap()
+        .send_keys(&pasted)
+        .await
+        .unwrap();
+    page.find(Locator::Id("simulate-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let simulated = page
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#simulated td.would"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(simulated, "plan, and wait for on-call's approval");
+    let table = page
+        .find(Locator::Id("simulated"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("awaiting approval") && table.contains("shared-storage-scratch"),
+        "{table}"
+    );
+    browser.screenshot("approval-page-simulated.png").await;
+    assert_eq!(
+        get_json(&client, &format!("{base}/api/v1/journal"), Some(API_TOKEN))
+            .await
+            .unwrap(),
+        journal_before,
+        "nothing journaled"
+    );
 
     // The forged cross-site approval, in the same logged-in browser: refused.
     page.goto(&format!("http://localhost:{forger_port}/"))
