@@ -108,6 +108,10 @@ enum Command {
         /// (--config.file's [hub], read-only), marked as today's plan.
         #[arg(long)]
         plan: bool,
+        /// In the table, only the notifications the runbook would treat differently (the
+        /// summaries still count them all).
+        #[arg(long)]
+        only_differences: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         output: ReplayOutput,
@@ -238,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
         journal_url,
         payloads,
         plan,
+        only_differences,
         output,
     }) = &cli.command
     {
@@ -292,7 +297,7 @@ async fn main() -> anyhow::Result<()> {
         let report =
             replay::replay(&config, config_file.display().to_string(), source, plan_hub).await?;
         match output {
-            ReplayOutput::Table => print!("{}", report.table()),
+            ReplayOutput::Table => print!("{}", report.table(*only_differences)),
             ReplayOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         }
         return Ok(());

@@ -196,7 +196,7 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
         .iter()
         .map(|(status, then)| (status.to_string(), then.to_string(), then.to_string()))
         .collect();
-    assert_eq!(rows, expected, "{}", report.table());
+    assert_eq!(rows, expected, "{}", report.table(false));
     assert_eq!(report.differences, 0);
     assert!(report.set_aside.is_empty(), "{:?}", report.set_aside);
     let overloaded = report
@@ -231,7 +231,7 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
         differing,
         vec![(4, "unmatched".to_string(), "escalated".to_string())],
         "{}",
-        report.table()
+        report.table(false)
     );
 
     // No cooldown: occurrence 2 of A runs, so occurrence 3 is the third change within the
@@ -261,10 +261,20 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
             (12, "ran: succeeded".into(), "ran: nothing to do".into()),
         ],
         "{}",
-        report.table()
+        report.table(false)
     );
-    let table = report.table();
+    let table = report.table(false);
     assert!(table.contains("4 of 16 notification(s) differ."), "{table}");
+    let only: Vec<String> = report
+        .table(true)
+        .lines()
+        .filter(|line| line.contains("KojiBuilderOverloaded"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        only.len() == 4 && only.iter().all(|line| line.starts_with('≠')),
+        "{only:#?}"
+    );
     assert!(
         table.contains(
             "overloaded-builder           runs 8, held by cooldown 1 -> 0, \
@@ -376,6 +386,22 @@ async fn the_command_line_reads_a_tampered_journal_read_only_and_plans_today() {
             "today's plan: set capacity of Koji host {HOST_A} from 4 to 3.5"
         )),
         "{table}"
+    );
+
+    // The same, only what differs: no row, the summaries still there.
+    let only = replay_command(&[
+        "--config.file",
+        config,
+        "--journal.url",
+        &reader,
+        "--since",
+        "1h",
+        "--only-differences",
+    ]);
+    assert!(!only.contains("KojiBuilderOverloaded"), "{only}");
+    assert!(
+        only.contains("0 of 14 notification(s) differ.") && only.contains("By rule"),
+        "{only}"
     );
 
     let json: serde_json::Value = serde_json::from_str(&replay_command(&[

@@ -15,7 +15,7 @@
 //! reading for the cooldown and the hourly limit), and to take as long as the action's
 //! runs then took (their median).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -56,7 +56,8 @@ struct ModelRun {
     rule: String,
     action: ActionKind,
     kind: RunKind,
-    target: String,
+    /// Index into [`Model::targets`]: its (action, target).
+    target_key: usize,
     stage: Stage,
     past: Option<PastRun>,
     fate: Fate,
@@ -91,7 +92,8 @@ enum Happening {
     Finish(usize),
     Approve(usize),
     Reject(usize),
-    TryRestores,
+    /// Try the pending restores of one (action, target) (an index into `targets`).
+    TryRestores(usize),
 }
 
 /// The replay's state: the runbook, the runs claimed so far, the occurrences resolved
@@ -103,6 +105,17 @@ struct Model<'a> {
     claims: HashMap<RunKey, usize>,
     /// First resolution received of each occurrence.
     resolved: HashMap<(String, DateTime<Utc>), DateTime<Utc>>,
+    /// Every (action, target) seen, and the runs claimed for each, in claim order: the
+    /// cooldown, the hourly limit and the restore wait look only there.
+    targets: Vec<(ActionKind, String)>,
+    target_index: HashMap<(ActionKind, String), usize>,
+    of_target: Vec<Vec<usize>>,
+    /// The runs of each occurrence (an approval expires with it).
+    of_occurrence: HashMap<(String, DateTime<Utc>), Vec<usize>>,
+    /// Runs started and not yet seen to finish, per action (the cap counts these).
+    started: HashMap<ActionKind, BTreeSet<usize>>,
+    /// Pending restores per (action, target).
+    pending_restores: Vec<BTreeSet<usize>>,
     at_cap: BTreeMap<&'static str, Vec<usize>>,
     queue: BTreeMap<(DateTime<Utc>, u64), Happening>,
     next_seq: u64,
@@ -118,6 +131,12 @@ pub fn replay(config: &Config, input: &ReplayInput, end: DateTime<Utc>) -> Vec<D
         runs: Vec::new(),
         claims: HashMap::new(),
         resolved: HashMap::new(),
+        targets: Vec::new(),
+        target_index: HashMap::new(),
+        of_target: Vec::new(),
+        of_occurrence: HashMap::new(),
+        started: HashMap::new(),
+        pending_restores: Vec::new(),
         at_cap: BTreeMap::new(),
         queue: BTreeMap::new(),
         next_seq: input.notifications.len() as u64,
@@ -144,7 +163,7 @@ pub fn replay(config: &Config, input: &ReplayInput, end: DateTime<Utc>) -> Vec<D
                     model.end(run, Fate::Rejected);
                 }
             }
-            Happening::TryRestores => model.try_restores(at),
+            Happening::TryRestores(target) => model.try_restores(target, at),
         }
     }
     let Model { decided, runs, .. } = model;
@@ -200,6 +219,27 @@ impl Model<'_> {
             .expect("runs are claimed for the runbook's own rules")
     }
 
+    /// The index of (action, target), made on first sight.
+    fn target_key(&mut self, action: ActionKind, target: &str) -> usize {
+        let key = (action, target.to_owned());
+        if let Some(&index) = self.target_index.get(&key) {
+            return index;
+        }
+        let index = self.targets.len();
+        self.targets.push(key.clone());
+        self.target_index.insert(key, index);
+        self.of_target.push(Vec::new());
+        self.pending_restores.push(BTreeSet::new());
+        index
+    }
+
+    /// The runs claimed for `run`'s (action, target).
+    fn same_target(&self, run: usize) -> impl Iterator<Item = (usize, &ModelRun)> {
+        self.of_target[self.runs[run].target_key]
+            .iter()
+            .map(|&other| (other, &self.runs[other]))
+    }
+
     fn occurrence(key: &RunKey) -> (String, DateTime<Utc>) {
         (key.fingerprint.clone(), key.starts_at)
     }
@@ -219,8 +259,9 @@ impl Model<'_> {
         let mut claimed = None;
         let target = decided.run.as_ref().map(|run| run.target.clone());
         if let (Some(request), Some(rule)) = (&decided.run, &decided.rule) {
+            let target_key = self.target_key(request.action, &request.target);
             if request.action.can_restore() {
-                self.schedule(at, Happening::TryRestores);
+                self.schedule(at, Happening::TryRestores(target_key));
             }
             let key = RunKey::of(alert, request.action, request.kind);
             let ended = alert.status == AlertStatus::Firing && self.resolved_by(&key, at);
@@ -237,7 +278,7 @@ impl Model<'_> {
                     rule: rule.clone(),
                     action: request.action,
                     kind: request.kind,
-                    target: request.target.clone(),
+                    target_key,
                     stage: match state {
                         RunState::AwaitingApproval => Stage::AwaitingApproval,
                         RunState::Notified => Stage::Ended,
@@ -254,6 +295,11 @@ impl Model<'_> {
                     applying_at: None,
                     finished_at: None,
                 });
+                self.of_target[target_key].push(run);
+                self.of_occurrence
+                    .entry(Model::occurrence(&key))
+                    .or_default()
+                    .push(run);
                 self.claims.insert(key, run);
                 claimed = Some(run);
                 match (state, request.kind) {
@@ -269,7 +315,8 @@ impl Model<'_> {
                         self.schedule(attempt, Happening::TryStart(run));
                     }
                     (RunState::Pending, RunKind::Restore) => {
-                        self.schedule(at, Happening::TryRestores);
+                        self.pending_restores[target_key].insert(run);
+                        self.schedule(at, Happening::TryRestores(target_key));
                     }
                     (RunState::AwaitingApproval, _) => {
                         // On-call's decision then, if the same escalation was decided.
@@ -293,16 +340,18 @@ impl Model<'_> {
         if alert.status == AlertStatus::Resolved {
             let occurrence = (alert.fingerprint.clone(), alert.starts_at);
             self.resolved.entry(occurrence.clone()).or_insert(at);
-            let waiting: Vec<usize> = (0..self.runs.len())
-                .filter(|&run| {
-                    self.runs[run].stage == Stage::AwaitingApproval
-                        && Model::occurrence(&self.runs[run].key) == occurrence
-                })
-                .collect();
-            for run in waiting {
-                self.end(run, Fate::Expired);
+            let runs = self
+                .of_occurrence
+                .get(&occurrence)
+                .cloned()
+                .unwrap_or_default();
+            for run in runs {
+                if self.runs[run].stage == Stage::AwaitingApproval {
+                    self.end(run, Fate::Expired);
+                }
+                // The resolution may end its target's wait.
+                self.schedule(at, Happening::TryRestores(self.runs[run].target_key));
             }
-            self.schedule(at, Happening::TryRestores);
         }
         self.decided[index] = Some((
             Decided {
@@ -342,18 +391,17 @@ impl Model<'_> {
             return Some(Hold::OccurrenceResolved);
         }
         let rule = self.rule(run);
-        let same = |other: &&ModelRun| {
-            other.key != this.key
-                && other.action == this.action
-                && other.target == this.target
-                && other.kind == RunKind::Apply
-                && other.acted(at)
-        };
         let within = |period: Duration| {
-            self.runs
-                .iter()
-                .filter(same)
-                .filter(|other| other.started_at.is_some_and(|s| s > at - period))
+            let since = at.checked_sub_signed(period);
+            self.same_target(run)
+                .filter(|(other, fix)| {
+                    *other != run
+                        && fix.kind == RunKind::Apply
+                        && fix.acted(at)
+                        && fix
+                            .started_at
+                            .is_some_and(|started| since.is_none_or(|since| started > since))
+                })
                 .count()
         };
         let cooldown = Duration::from_std(self.config.cooldown(rule)).unwrap_or(Duration::MAX);
@@ -370,22 +418,38 @@ impl Model<'_> {
 
     /// Whether `action` has `max_concurrent_per_action` runs in flight at `at`.
     fn at_cap(&self, action: ActionKind, at: DateTime<Utc>) -> bool {
-        let in_flight = self
-            .runs
-            .iter()
-            .filter(|other| other.action == action && other.in_flight(at))
-            .count();
+        let in_flight = self.started.get(&action).map_or(0, |started| {
+            started
+                .iter()
+                .filter(|&&run| self.runs[run].in_flight(at))
+                .count()
+        });
         in_flight >= self.config.guards.max_concurrent_per_action
     }
 
+    /// Starts a pending run at `at` unless a guard holds it, its restore wait goes on, or
+    /// its action is at its cap (then it is tried again when a run of it ends).
     fn try_start(&mut self, run: usize, at: DateTime<Utc>) {
         if self.runs[run].stage != Stage::Pending {
             return;
         }
-        if let Some(hold) = self.hold(run, at) {
-            self.runs[run].finished_at = Some(at);
-            self.end(run, Fate::Held(hold));
-            return;
+        match self.runs[run].kind {
+            RunKind::Apply => {
+                if let Some(hold) = self.hold(run, at) {
+                    self.runs[run].finished_at = Some(at);
+                    self.end(run, Fate::Held(hold));
+                    return;
+                }
+            }
+            RunKind::Restore => match self.restore_wait(run, at) {
+                Some(Some(wake)) => {
+                    let target = self.runs[run].target_key;
+                    self.schedule(wake, Happening::TryRestores(target));
+                    return;
+                }
+                Some(None) => return,
+                None => {}
+            },
         }
         let action = self.runs[run].action;
         if self.at_cap(action, at) {
@@ -429,6 +493,9 @@ impl Model<'_> {
             .or_else(|| self.typical_duration.get(this.action.name()).copied())
             .unwrap_or_else(Duration::zero);
         let still_running = past.is_some_and(|past| past.finished_at.is_none());
+        let (action, target) = (self.runs[run].action, self.runs[run].target_key);
+        self.started.entry(action).or_default().insert(run);
+        self.pending_restores[target].remove(&run);
         let run_ref = &mut self.runs[run];
         run_ref.stage = Stage::Started;
         run_ref.fate = Fate::Started(end);
@@ -469,32 +536,23 @@ impl Model<'_> {
 
     fn finish(&mut self, run: usize, at: DateTime<Utc>) {
         self.runs[run].stage = Stage::Ended;
-        let action = self.runs[run].action.name();
-        if let Some(waiting) = self.at_cap.remove(action) {
+        let action = self.runs[run].action;
+        if let Some(started) = self.started.get_mut(&action) {
+            started.remove(&run);
+        }
+        if let Some(waiting) = self.at_cap.remove(action.name()) {
             for waiting in waiting {
                 self.schedule(at, Happening::TryStart(waiting));
             }
         }
-        self.schedule(at, Happening::TryRestores);
+        self.schedule(at, Happening::TryRestores(self.runs[run].target_key));
     }
 
-    /// Starts every pending restore whose wait is over (as `Journal::restore_wait`).
-    fn try_restores(&mut self, at: DateTime<Utc>) {
-        let pending: Vec<usize> = (0..self.runs.len())
-            .filter(|&run| {
-                self.runs[run].kind == RunKind::Restore && self.runs[run].stage == Stage::Pending
-            })
-            .collect();
+    /// Tries every pending restore of one (action, target).
+    fn try_restores(&mut self, target: usize, at: DateTime<Utc>) {
+        let pending: Vec<usize> = self.pending_restores[target].iter().copied().collect();
         for restore in pending {
-            if let Some(wake) = self.restore_wait(restore, at) {
-                if let Some(wake) = wake {
-                    self.schedule(wake, Happening::TryRestores);
-                }
-                continue;
-            }
-            if !self.at_cap(self.runs[restore].action, at) {
-                self.start(restore, at);
-            }
+            self.try_start(restore, at);
         }
     }
 
@@ -511,12 +569,9 @@ impl Model<'_> {
                 return Some(None);
             }
         }
-        let of_target =
-            |other: &&ModelRun| other.action == this.action && other.target == this.target;
         let fixes: Vec<&ModelRun> = self
-            .runs
-            .iter()
-            .filter(of_target)
+            .same_target(restore)
+            .map(|(_, other)| other)
             .filter(|other| other.kind == RunKind::Apply)
             .collect();
         if fixes.iter().any(|fix| !self.resolved_by(&fix.key, at)) {
@@ -527,9 +582,8 @@ impl Model<'_> {
             .filter_map(|fix| self.resolved.get(&Model::occurrence(&fix.key)).copied())
             .max();
         let last_restore = self
-            .runs
-            .iter()
-            .filter(of_target)
+            .same_target(restore)
+            .map(|(_, other)| other)
             .filter(|other| other.kind == RunKind::Restore && other.effect != Effect::None)
             .filter_map(|other| other.finished_at.filter(|end| *end <= at))
             .max();
@@ -548,14 +602,9 @@ impl Model<'_> {
             .get(&apply_key)
             .and_then(|&apply| self.runs[apply].applying_at);
         let later_pending = self
-            .runs
-            .iter()
-            .enumerate()
+            .same_target(restore)
             .filter(|(index, other)| {
-                *index != restore
-                    && of_target(other)
-                    && other.kind == RunKind::Restore
-                    && other.unfinished(at)
+                *index != restore && other.kind == RunKind::Restore && other.unfinished(at)
             })
             .any(|(_, other)| {
                 let later_apply = RunKey {
@@ -569,7 +618,7 @@ impl Model<'_> {
                 })
             });
         if later_pending {
-            return Some(Some(at + period.max(Duration::seconds(1))));
+            return Some(at.checked_add_signed(period.max(Duration::seconds(1))));
         }
         None
     }

@@ -193,8 +193,9 @@ impl Report {
         }
     }
 
-    /// As a table for a person.
-    pub fn table(&self) -> String {
+    /// As a table for a person; with `only_differences`, the rows that differ only (a
+    /// week of a large site's alerts is many thousand rows), summaries in full.
+    pub fn table(&self, only_differences: bool) -> String {
         let mut out = String::new();
         let period = match self.from {
             Some(from) => format!("{} to {}", stamp(from), stamp(self.until)),
@@ -235,7 +236,11 @@ impl Report {
             "  {:<19}  {:<alert_w$}  {:<8}  {:<target_w$}  {:<then_w$}  WOULD",
             "TIME (UTC)", "ALERT", "STATUS", "TARGET", "THEN"
         );
-        for row in &self.rows {
+        for row in self
+            .rows
+            .iter()
+            .filter(|row| row.differs || !only_differences)
+        {
             let _ = writeln!(
                 out,
                 "{} {:<19}  {:<alert_w$}  {:<8}  {:<target_w$}  {:<then_w$}  {}",
