@@ -39,15 +39,16 @@ pub fn pool(
     env: &'static str,
     size: usize,
 ) -> Result<Pool, DatabaseError> {
-    pool_with(config, key, env, size, None)
+    pool_with(config, key, Some(env), size, None)
 }
 
 /// A one-connection pool whose sessions cannot write (`default_transaction_read_only`),
-/// for reading a journal that must not change (a replay).
+/// for reading a journal that must not change (a replay); `env`, when given, overrides
+/// `config.url` (not when the URL came from the command line).
 pub fn read_only_pool(
     config: &DatabaseConfig,
     key: &'static str,
-    env: &'static str,
+    env: Option<&'static str>,
 ) -> Result<Pool, DatabaseError> {
     pool_with(
         config,
@@ -61,15 +62,23 @@ pub fn read_only_pool(
 fn pool_with(
     config: &DatabaseConfig,
     key: &'static str,
-    env: &'static str,
+    env: Option<&'static str>,
     size: usize,
     options: Option<String>,
 ) -> Result<Pool, DatabaseError> {
-    let from_env = std::env::var(env).ok().filter(|url| !url.is_empty());
-    let url_source = if from_env.is_some() { env } else { key };
+    let from_env = env
+        .and_then(|env| std::env::var(env).ok())
+        .filter(|url| !url.is_empty());
+    let url_source = match env {
+        Some(env) if from_env.is_some() => env,
+        _ => key,
+    };
     let url = from_env
         .or_else(|| config.url.clone())
-        .ok_or(DatabaseError::NoUrl { key, env })?;
+        .ok_or(DatabaseError::NoUrl {
+            key,
+            env: env.unwrap_or("environment override"),
+        })?;
     let timeout = Duration::from_secs(5);
     Ok(build_pool(&PoolSettings {
         url: &url,

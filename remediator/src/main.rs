@@ -279,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 replay::Source::Journal {
                     database,
+                    url_given: journal_url.is_some(),
                     from,
                     until,
                 }

@@ -149,6 +149,7 @@ async fn replay_through(
         "the runbook".into(),
         Source::Journal {
             database: config.journal.clone().unwrap(),
+            url_given: false,
             from,
             until: Utc::now(),
         },
@@ -300,6 +301,8 @@ fn replay_command(args: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_koji-remediator"))
         .arg("replay")
         .args(args)
+        // The environment's journal (a service's) never wins over --journal.url.
+        .env("KOJI_REMEDIATOR_JOURNAL_URL", "host=/nonexistent dbname=elsewhere")
         .output()
         .unwrap();
     assert!(

@@ -29,6 +29,8 @@ pub enum Source {
     Journal {
         /// How to reach it.
         database: DatabaseConfig,
+        /// The URL was given on the command line: the environment does not override it.
+        url_given: bool,
         /// The period's start.
         from: DateTime<Utc>,
         /// The period's end.
@@ -68,10 +70,12 @@ pub async fn replay(
     let (input, from, until, source_name) = match source {
         Source::Journal {
             database,
+            url_given,
             from,
             until,
         } => {
-            let pool = crate::database::read_only_pool(&database, "journal.url", JOURNAL_URL_ENV)?;
+            let env = (!url_given).then_some(JOURNAL_URL_ENV);
+            let pool = crate::database::read_only_pool(&database, "journal.url", env)?;
             // The guards look back: the period is replayed from a warm-up before it (the
             // longest cooldown, and at least the hourly limit's hour), reported from `from`.
             let history = Journal::new(pool)
@@ -100,7 +104,7 @@ pub async fn replay(
     let decided = model::replay(config, &input, until);
     let plans = match plan_hub {
         Some(hub) => {
-            let pool = crate::database::read_only_pool(hub, "hub.url", HUB_URL_ENV)?;
+            let pool = crate::database::read_only_pool(hub, "hub.url", Some(HUB_URL_ENV))?;
             plans_today::plans_today(config, pool, &input.notifications, &decided).await
         }
         None => Vec::new(),
