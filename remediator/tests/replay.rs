@@ -302,7 +302,10 @@ fn replay_command(args: &[&str]) -> String {
         .arg("replay")
         .args(args)
         // The environment's journal (a service's) never wins over --journal.url.
-        .env("KOJI_REMEDIATOR_JOURNAL_URL", "host=/nonexistent dbname=elsewhere")
+        .env(
+            "KOJI_REMEDIATOR_JOURNAL_URL",
+            "host=/nonexistent dbname=elsewhere",
+        )
         .output()
         .unwrap();
     assert!(

@@ -2,7 +2,8 @@
 //!
 //! Tests that take the database away must not do it to the shared server the other tests
 //! use, so they make their own with `initdb` (run as the `postgres` system user, since the
-//! server refuses to run as root) on a free port in a temporary directory.
+//! server refuses to run as root) on a free port in a temporary directory. A standby of one
+//! ([`TempCluster::standby_of`]) streams from it and can be promoted, for failover tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,6 +95,79 @@ impl TempCluster {
         let cluster = TempCluster { dir, bin, port };
         cluster.start()?;
         Ok(cluster)
+    }
+
+    /// A streaming standby of `primary`, copied with `pg_basebackup` and started; it
+    /// connects as `name` (so a primary with `synchronous_standby_names = 'name'` waits
+    /// for it before a commit returns). Its own `synchronous_standby_names` is empty, so
+    /// once promoted it commits alone.
+    pub fn standby_of(primary: &TempCluster, name: &str) -> anyhow::Result<TempCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("koji-pg-standby-")
+            .tempdir()?;
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            bail!("chown of {} to postgres failed", dir.path().display());
+        }
+        let data = dir.path().join("data");
+        let data_text = data.to_str().context("data dir is not UTF-8")?.to_owned();
+        run_as_postgres(
+            &primary.bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &data_text,
+                "-X",
+                "stream",
+                // A fast checkpoint: the default spreads it over minutes.
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+        )?;
+        let port = crate::ports::free_port();
+        // Later settings win: the copy of the primary's own file comes first.
+        let mut conf = std::fs::read_to_string(data.join("postgresql.auto.conf"))?;
+        conf.push_str(&format!(
+            "port = {port}
+unix_socket_directories = '{}'
+synchronous_standby_names = ''
+             primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={name}'
+",
+            dir.path().display(),
+            primary.port
+        ));
+        std::fs::write(data.join("postgresql.auto.conf"), conf)?;
+        std::fs::write(data.join("standby.signal"), "")?;
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            bail!("chown of {} to postgres failed", dir.path().display());
+        }
+        let standby = TempCluster {
+            dir,
+            bin: primary.bin.clone(),
+            port,
+        };
+        standby.start()?;
+        Ok(standby)
+    }
+
+    /// Promotes a standby to primary and waits until it accepts writes.
+    pub fn promote(&self) -> anyhow::Result<()> {
+        run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data_dir(), "-w", "promote"],
+        )
     }
 
     fn data_dir(&self) -> String {
