@@ -334,6 +334,88 @@ pub fn start_alertmanager_with(
     (process, port)
 }
 
+/// The route's `group_by` of alerts/alertmanager.example.yml, as written there (e.g.
+/// `['alertname', 'instance', 'host', 'mountpoint']`): the loops use the real grouping.
+pub fn example_group_by() -> String {
+    let text = std::fs::read_to_string(repo_root().join("alerts/alertmanager.example.yml"))
+        .expect("alerts/alertmanager.example.yml");
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("group_by: "))
+        .expect("a group_by in the example route")
+        .to_owned()
+}
+
+/// One Alertmanager of a cluster on loopback: it gossips on `cluster_port` with the peers
+/// on `peer_ports`, and posts every notification (the example's `group_by`, waits cut to
+/// a second) to each of `webhook_urls` with the bearer token in `token_file`. Its log and
+/// data are `<dir>/<name>*`; returns it and its web port.
+pub fn start_alertmanager_in_cluster(
+    dir: &Path,
+    name: &str,
+    webhook_urls: &[String],
+    token_file: &Path,
+    cluster_port: u16,
+    peer_ports: &[u16],
+) -> (Process, u16) {
+    let port = free_port();
+    let config = dir.join(format!("{name}.yml"));
+    let webhooks: String = webhook_urls
+        .iter()
+        .map(|url| {
+            format!(
+                "      - url: {url}
+        send_resolved: true
+        max_alerts: 100
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: {}
+",
+                token_file.display()
+            )
+        })
+        .collect();
+    std::fs::write(
+        &config,
+        format!(
+            "route:
+  receiver: remediators
+  group_by: {}
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: remediators
+    webhook_configs:
+{webhooks}",
+            example_group_by()
+        ),
+    )
+    .unwrap();
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!(
+            "--storage.path={}",
+            dir.join(format!("{name}-data")).display()
+        ),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        format!("--web.external-url=http://127.0.0.1:{port}"),
+        format!("--cluster.listen-address=127.0.0.1:{cluster_port}"),
+        format!("--cluster.advertise-address=127.0.0.1:{cluster_port}"),
+        "--cluster.peer-timeout=2s".into(),
+        "--cluster.settle-timeout=5s".into(),
+        "--cluster.gossip-interval=100ms".into(),
+        "--cluster.pushpull-interval=2s".into(),
+    ];
+    args.extend(
+        peer_ports
+            .iter()
+            .map(|peer| format!("--cluster.peer=127.0.0.1:{peer}")),
+    );
+    let process = Process::start(dir, name, Path::new("prometheus-alertmanager"), &args);
+    (process, port)
+}
+
 /// Starts Prometheus scraping `targets` (job name, port) every second, evaluating the real
 /// alert rules with `for:` shortened to 2 s, alerting `alertmanager_port`; returns it and
 /// its base URL.
