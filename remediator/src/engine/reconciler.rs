@@ -79,7 +79,7 @@ impl Reconciler {
         for id in self.journal.expired_leases(100).await? {
             if let Some(run) = self
                 .journal
-                .take_over_expired(id, self.executor.lease())
+                .take_over_expired(id, self.executor.lease(), self.cap)
                 .await?
             {
                 let this = self.clone();

@@ -562,28 +562,58 @@ impl Journal {
     }
 
     /// Takes over a run whose owner's lease expired (the owner died, or lost the journal
-    /// and gave the run up): it becomes this replica's, to be resolved. `None` when it is
-    /// not expired (any more).
+    /// and gave the run up): it becomes this replica's, to be resolved or resumed. Within
+    /// the action's cap, decided under the action's lock as a start is: a taken-over run is
+    /// in flight again (a drain resumed acts), so with `cap` runs of its action in flight
+    /// it waits for a slot like a pending run. `None` when it is not expired (any more) or
+    /// must wait.
     pub async fn take_over_expired(
         &self,
         id: i64,
         lease: &Lease,
+        cap: usize,
     ) -> Result<Option<RunRow>, JournalError> {
-        let client = self.client().await?;
-        let taken = client
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        const EXPIRED: &str = "id = $1 AND state IN ($2, $3) AND lease_until < clock_timestamp()";
+        let leased = [RunState::Running.name(), RunState::Applying.name()];
+        let Some(row) = transaction
+            .query_opt(
+                &format!("SELECT action FROM koji_remediator.action_runs WHERE {EXPIRED}"),
+                &[&id, &leased[0], &leased[1]],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let action: String = row.get(0);
+        transaction
+            .execute(LOCK_ACTION, &[&format!("koji-remediator:action:{action}")])
+            .await?;
+        let in_flight: i64 = transaction
+            .query_one(IN_FLIGHT, &[&action, &leased[0], &leased[1]])
+            .await?
+            .get(0);
+        if in_flight >= cap as i64 {
+            return Ok(None);
+        }
+        let taken = transaction
             .execute(
-                "UPDATE koji_remediator.action_runs
-                    SET owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3)
-                  WHERE id = $1 AND state IN ($4, $5) AND lease_until < clock_timestamp()",
+                &format!(
+                    "UPDATE koji_remediator.action_runs
+                        SET owner = $4, lease_until = clock_timestamp() + make_interval(secs => $5)
+                      WHERE {EXPIRED}"
+                ),
                 &[
                     &id,
+                    &leased[0],
+                    &leased[1],
                     &&*lease.owner,
                     &lease.duration.as_secs_f64(),
-                    &RunState::Running.name(),
-                    &RunState::Applying.name(),
                 ],
             )
             .await?;
+        transaction.commit().await?;
         drop(client);
         if taken == 0 {
             return Ok(None);
