@@ -14,5 +14,13 @@ export STORM_HOSTS="${STORM_HOSTS:-2000}"
 tools/install-test-deps >/dev/null
 cargo build --release --quiet -p koji-remediator
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-cargo nextest run --release --no-capture -p koji-e2e --test storm_loop 2>&1 \
-    | sed -n '/^storm of/,/restored/p'
+log=$(mktemp)
+status=0
+cargo nextest run --release --no-capture -p koji-e2e --test storm_loop >"$log" 2>&1 || status=$?
+sed -n '/^storm of/,/restored/p' "$log"
+if [ "$status" -ne 0 ]; then
+    echo "the storm loop failed:"
+    grep -A3 'panicked' "$log" || tail -40 "$log"
+fi
+rm -f "$log"
+exit "$status"

@@ -1,9 +1,10 @@
 //! A run taken over from a dead replica counts against its action's cap like a start:
 //! found by the 2,000-builder storm (six lower_capacity runs in flight with a cap of four,
 //! after a replica was killed: its runs' leases ran out, the other replica filled the
-//! slots, then took the dead one's runs over on top). Against the real journal: with the
-//! cap of 1 held by a live run, the dead replica's run waits; once the slot frees, it is
-//! taken over.
+//! slots, then took the dead one's runs over on top; and a replica whose lease ran out
+//! during the journal's failover renewed it on top of the runs started meanwhile). Against
+//! the real journal: with the cap of 1 held by a live run, the expired lease is not renewed
+//! and the run waits; once the slot frees, it is taken over.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -99,7 +100,16 @@ async fn a_dead_replicas_run_waits_for_a_slot_before_it_is_taken_over() {
         .await
         .unwrap();
     assert!(matches!(started, Start::Started(_)), "{started:?}");
-    // The dead replica's run is not taken over on top of it ...
+    // The dead replica, were it only slow, cannot revive its lease on top of it either ...
+    assert_eq!(
+        journal
+            .renew_leases(&lease("dead", 0.5), &[ids[0]])
+            .await
+            .unwrap(),
+        0,
+        "an expired lease renewed"
+    );
+    // ... nor is its run taken over on top of it ...
     let taken = journal
         .take_over_expired(ids[0], &lease("rescuer", 30.0), 1)
         .await

@@ -539,7 +539,10 @@ impl Journal {
         Ok(moved)
     }
 
-    /// Renews this replica's leases on the runs it is working on; returns how many.
+    /// Renews this replica's leases on the runs it is working on; returns how many. A
+    /// lease that already ran out (the journal was away longer than the lease) is not
+    /// revived: its slot may have gone to another run meanwhile, and the run is taken over
+    /// again, within the cap, by a reconciler.
     pub async fn renew_leases(&self, lease: &Lease, ids: &[i64]) -> Result<u64, JournalError> {
         if ids.is_empty() {
             return Ok(0);
@@ -549,7 +552,8 @@ impl Journal {
             .execute(
                 "UPDATE koji_remediator.action_runs
                     SET lease_until = clock_timestamp() + make_interval(secs => $3)
-                  WHERE id = ANY($1) AND owner = $2 AND state IN ($4, $5)",
+                  WHERE id = ANY($1) AND owner = $2 AND state IN ($4, $5)
+                    AND lease_until > clock_timestamp()",
                 &[
                     &ids,
                     &&*lease.owner,
