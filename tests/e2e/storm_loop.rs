@@ -6,7 +6,7 @@
 //! streaming standby (`host=a,b target_session_attrs=read-write`). During the storm one
 //! replica is killed with SIGKILL and started again, and the standby is promoted and the
 //! old primary stopped. An alert of another action arriving mid-storm is not stuck behind
-//! it. Then every builder's capacity was lowered exactly once (one host_config version by
+//! it, and a second alert about ten of the builders is held by the cooldown. Then every builder's capacity was lowered exactly once (one host_config version by
 //! the remediator's Koji user), the action's cap was never exceeded, and once the storm
 //! resolves every builder is restored exactly once. The figures are printed.
 
@@ -27,6 +27,8 @@ const WEBHOOK_TOKEN: &str = "storm-webhook-token-0123456789abcd";
 const API_TOKEN: &str = "storm-api-token-9876543210abcdef";
 /// `guards.max_concurrent_per_action`.
 const CAP: i64 = 4;
+/// Builders that get a second alert mid-storm.
+const SECOND_ALERTS: usize = 10;
 
 fn hosts_in_storm() -> i32 {
     std::env::var("STORM_HOSTS")
@@ -331,6 +333,21 @@ params = {{ users = ["nobody-in-this-test"], older_than = "1h" }}
     }]);
     push(&client, am_port_1, &stale).await;
     push(&client, am_port_2, &stale).await;
+    // A second alert about ten of the builders (another severity, so another alert): the
+    // cooldown holds whichever of the two starts second, and a held run takes no slot.
+    let second = |ends: Option<chrono::DateTime<chrono::Utc>>| {
+        let alerts: Vec<serde_json::Value> = hosts[..SECOND_ALERTS]
+            .iter()
+            .map(|host| {
+                let mut alert = alert(host, ends);
+                alert["labels"]["severity"] = json!("critical");
+                alert
+            })
+            .collect();
+        json!(alerts)
+    };
+    push(&client, am_port_1, &second(None)).await;
+    push(&client, am_port_2, &second(None)).await;
 
     // Half in: the journal's primary goes away and its standby is promoted.
     wait_count(
@@ -360,10 +377,11 @@ params = {{ users = ["nobody-in-this-test"], older_than = "1h" }}
         &all,
     )
     .await;
+    let every_run = i64::from(n) + SECOND_ALERTS as i64;
     wait_count(
         &journal,
         ended_sql,
-        i64::from(n),
+        every_run,
         Duration::from_secs(600),
         &all,
     )
@@ -418,9 +436,20 @@ params = {{ users = ["nobody-in-this-test"], older_than = "1h" }}
     let states: Vec<(String, i64)> = states.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         states,
-        [("succeeded".to_string(), i64::from(n))],
+        [
+            ("skipped".to_string(), SECOND_ALERTS as i64),
+            ("succeeded".to_string(), i64::from(n))
+        ],
         "{states:?}"
     );
+    let held_by_cooldown = journal_count(
+        &journal,
+        "SELECT count(*) FROM koji_remediator.action_runs
+          WHERE state = 'skipped' AND outcome LIKE 'cooldown: %'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(held_by_cooldown, SECOND_ALERTS as i64);
     let deliveries = journal_count(&journal, "SELECT count(*) FROM koji_remediator.deliveries")
         .await
         .unwrap();
@@ -462,6 +491,8 @@ params = {{ users = ["nobody-in-this-test"], older_than = "1h" }}
     let resolving = Instant::now();
     push(&client, am_port_1, &resolved).await;
     push(&client, am_port_2, &resolved).await;
+    push(&client, am_port_1, &second(Some(resolved_at))).await;
+    push(&client, am_port_2, &second(Some(resolved_at))).await;
     wait_count(
         &journal,
         "SELECT count(*) FROM koji_remediator.action_runs
@@ -509,6 +540,9 @@ params = {{ users = ["nobody-in-this-test"], older_than = "1h" }}
         "  another action's alert, sent mid-storm: its run ended {} after it was journaled, {:.1} s before the storm's last",
         other_took.map_or("?".into(), |s| format!("{s:.1} s")),
         other_ahead
+    );
+    println!(
+        "  a second alert about {SECOND_ALERTS} of the builders: {held_by_cooldown} held by the cooldown, none changed anything"
     );
     println!(
         "  every builder restored {:.1} s after the storm resolved",
