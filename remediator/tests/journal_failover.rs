@@ -11,7 +11,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use koji_testkit::cluster::TempCluster;
+use koji_testkit::cluster::ReplicatedPair;
 use koji_testkit::mounts::{age_tree, run, TestMount};
 use koji_testkit::populate::add_host;
 use koji_testkit::{HostSpec, KojiVersion, TestDb};
@@ -65,48 +65,11 @@ params = {{ step = 1.0, floor = 2.0 }}
 async fn the_journal_fails_over_to_its_promoted_standby_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let primary = TempCluster::start_new(&[]).unwrap();
-    let admin = koji_testkit::test_db::connect(&primary.url("postgres"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE journal")
-        .await
-        .unwrap();
-    let standby = TempCluster::standby_of(&primary, "standby").unwrap();
-    // Synchronous from now on (not before: a commit would wait for a standby not yet
-    // there): a commit on the primary returns once the standby has it.
-    admin
-        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'standby'")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let row = admin
-            .query_opt(
-                "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'",
-                &[],
-            )
-            .await
-            .unwrap();
-        let state: Option<String> = row.map(|row| row.get(0));
-        if state.as_deref() == Some("sync") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no synchronous standby: {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let journal_url = format!(
-        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=journal target_session_attrs=read-write",
-        primary.port, standby.port
-    );
+    let ReplicatedPair {
+        primary,
+        standby,
+        url: journal_url,
+    } = ReplicatedPair::start("journal").await.unwrap();
 
     let root = d.join("mock");
     let _tmpfs = TestMount::tmpfs(&root, "size=16m", "koji-failover-test");

@@ -35,6 +35,18 @@ fn server_bin_dir() -> anyhow::Result<PathBuf> {
         .context("no initdb under /usr/lib/postgresql/*/bin")
 }
 
+/// Makes `path` (recursively) the `postgres` system user's, which the server runs as.
+fn give_to_postgres(path: &Path) -> anyhow::Result<()> {
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status()?;
+    if !status.success() {
+        bail!("chown of {} to postgres failed", path.display());
+    }
+    Ok(())
+}
+
 fn run_as_postgres(program: &Path, args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new("runuser")
         .args(["-u", "postgres", "--"])
@@ -58,13 +70,7 @@ impl TempCluster {
     pub fn start_new(extra_settings: &[&str]) -> anyhow::Result<TempCluster> {
         let bin = server_bin_dir()?;
         let dir = tempfile::Builder::new().prefix("koji-pg-").tempdir()?;
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .status()?;
-        if !status.success() {
-            bail!("chown of {} to postgres failed", dir.path().display());
-        }
+        give_to_postgres(dir.path())?;
         let data = dir.path().join("data");
         run_as_postgres(
             &bin.join("initdb"),
@@ -105,13 +111,7 @@ impl TempCluster {
         let dir = tempfile::Builder::new()
             .prefix("koji-pg-standby-")
             .tempdir()?;
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .status()?;
-        if !status.success() {
-            bail!("chown of {} to postgres failed", dir.path().display());
-        }
+        give_to_postgres(dir.path())?;
         let data = dir.path().join("data");
         let data_text = data.to_str().context("data dir is not UTF-8")?.to_owned();
         run_as_postgres(
@@ -146,13 +146,7 @@ synchronous_standby_names = ''
         ));
         std::fs::write(data.join("postgresql.auto.conf"), conf)?;
         std::fs::write(data.join("standby.signal"), "")?;
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(dir.path())
-            .status()?;
-        if !status.success() {
-            bail!("chown of {} to postgres failed", dir.path().display());
-        }
+        give_to_postgres(dir.path())?;
         let standby = TempCluster {
             dir,
             bin: primary.bin.clone(),
@@ -203,5 +197,62 @@ synchronous_standby_names = ''
 impl Drop for TempCluster {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// A journal's highly available pair: a primary and its synchronous streaming standby,
+/// both on loopback, with database `dbname` made on the primary (and streamed).
+#[derive(Debug)]
+pub struct ReplicatedPair {
+    /// Where writes go until it is stopped.
+    pub primary: TempCluster,
+    /// Streams from the primary; promote it for a failover.
+    pub standby: TempCluster,
+    /// `host=127.0.0.1,127.0.0.1 port=<primary>,<standby> ... target_session_attrs=read-write`:
+    /// connects to whichever of the two accepts writes.
+    pub url: String,
+}
+
+impl ReplicatedPair {
+    /// Starts both, and makes the standby synchronous (a commit on the primary returns
+    /// once the standby has it) after the database exists: before, its commit would wait
+    /// for a standby not yet there.
+    pub async fn start(dbname: &str) -> anyhow::Result<ReplicatedPair> {
+        let primary = TempCluster::start_new(&[])?;
+        let admin = crate::test_db::connect(&primary.url("postgres")).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {dbname}"))
+            .await?;
+        let standby = TempCluster::standby_of(&primary, "standby")?;
+        admin
+            .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'standby'")
+            .await?;
+        admin.batch_execute("SELECT pg_reload_conf()").await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let state: Option<String> = admin
+                .query_opt(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'",
+                    &[],
+                )
+                .await?
+                .map(|row| row.get(0));
+            if state.as_deref() == Some("sync") {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the standby is not synchronous: {state:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let url = format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname={dbname} target_session_attrs=read-write",
+            primary.port, standby.port
+        );
+        Ok(ReplicatedPair {
+            primary,
+            standby,
+            url,
+        })
     }
 }

@@ -18,7 +18,7 @@ use koji_e2e::{
     free_port, start_alertmanager_in_cluster, start_binary, start_central_remediator, Central,
     Process,
 };
-use koji_testkit::cluster::TempCluster;
+use koji_testkit::cluster::ReplicatedPair;
 use koji_testkit::generate::{generate, Scale};
 use koji_testkit::{KojiVersion, TestDb};
 use serde_json::json;
@@ -113,27 +113,11 @@ async fn a_fleet_storm_through_clustered_parts_changes_each_builder_exactly_once
     let d = dir.path();
 
     // The journal: a primary and its synchronous standby.
-    let primary = TempCluster::start_new(&[]).unwrap();
-    let admin = koji_testkit::test_db::connect(&primary.url("postgres"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute("CREATE DATABASE journal")
-        .await
-        .unwrap();
-    let standby = TempCluster::standby_of(&primary, "standby").unwrap();
-    admin
-        .batch_execute("ALTER SYSTEM SET synchronous_standby_names = 'standby'")
-        .await
-        .unwrap();
-    admin
-        .batch_execute("SELECT pg_reload_conf()")
-        .await
-        .unwrap();
-    let journal = format!(
-        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=journal target_session_attrs=read-write",
-        primary.port, standby.port
-    );
+    let ReplicatedPair {
+        primary,
+        standby,
+        url: journal,
+    } = ReplicatedPair::start("journal").await.unwrap();
 
     // The hub: n builders, each enabled at capacity 8 (the fixture's own spread would put
     // some at the floor, where lowering has nothing to do).
