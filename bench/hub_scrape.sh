@@ -10,12 +10,14 @@
 # Usage: bench/hub_scrape.sh [small|large|all|scaling]   (default all)
 #   scaling: 500, 1,000, 2,000 and 4,000 hosts with 100k finished tasks (with `large`,
 #   2,000 hosts at 5M, cost in finished tasks and in hosts).
-# Env:   SCRAPES (default 1000) timed scrapes per exporter and scale.
+# Env:   SCRAPES (default 1000) timed scrapes per exporter and scale; FLOOR_SCRAPES
+#        (default 200) per hub collector run alone, for the database-time floor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WHICH=${1:-all}
 SCRAPES=${SCRAPES:-1000}
+FLOOR_SCRAPES=${FLOOR_SCRAPES:-200}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/koji-runbook/target}"
 PG_PORT=${PG_PORT:-5499}
 OURS_PORT=19866
@@ -110,8 +112,9 @@ run_scale() {
     # Server-side statement time per scrape (warm-ups included in the count).
     local dbid
     dbid=$(psql_admin -c "SELECT oid FROM pg_database WHERE datname = '$db'")
+    # db_ms [scrapes]: statement time per scrape over the last `scrapes` (+5 warm-ups).
     db_ms() {
-        psql_admin -d "$db" -c "SELECT round((sum(total_exec_time) / ($SCRAPES + 5))::numeric, 2)
+        psql_admin -d "$db" -c "SELECT round((sum(total_exec_time) / (${1:-$SCRAPES} + 5))::numeric, 2)
                          FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'"
     }
     local ours_result peer_result ours_db peer_db ours_queries
@@ -144,8 +147,30 @@ run_scale() {
     echo "   koji-exporter's statements (calls | mean ms | query):"
     sed 's/^/     /' <<<"$ours_queries"
 
-    kill "$ours" "$peer" "$hold" 2>/dev/null || true
-    wait "$ours" "$peer" "$hold" 2>/dev/null || true
+    kill "$ours" "$peer" 2>/dev/null || true
+    wait "$ours" "$peer" 2>/dev/null || true
+
+    # The floor: each hub collector alone (its queries with nothing else running), its
+    # statement time per scrape, summed; against the same with all four at once.
+    local floor=0 alone collector one
+    for collector in koji_db koji_hosts koji_tasks pg_stat_activity; do
+        KOJI_EXPORTER_DB_URL="$url" "$BIN/koji-exporter" --web.listen-address "127.0.0.1:$OURS_PORT" \
+            --collector.disable-defaults "--collector.$collector" --log.level warn &
+        one=$!
+        PIDS+=("$one")
+        wait_http "http://127.0.0.1:$OURS_PORT/metrics"
+        psql_admin -d "$db" -c "SELECT pg_stat_statements_reset()" >/dev/null
+        "$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$FLOOR_SCRAPES" >/dev/null
+        alone=$(db_ms "$FLOOR_SCRAPES")
+        echo "   $collector alone: $alone db ms per scrape"
+        floor=$(awk -v a="$floor" -v b="$alone" 'BEGIN { print a + b }')
+        kill "$one" 2>/dev/null || true
+        wait "$one" 2>/dev/null || true
+    done
+    echo "   db ms per scrape: all four at once $ours_db, each alone summed (the floor) $floor, ratio $(ratio "$ours_db" "$floor")"
+
+    kill "$hold" 2>/dev/null || true
+    wait "$hold" 2>/dev/null || true
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
