@@ -171,6 +171,17 @@ fn with_rules(remediator: &Remediator, rules: &str) -> Config {
     Config::parse(&text, Path::new("proposed.toml")).unwrap()
 }
 
+/// The rows that differ: (position, then, would).
+fn differing_rows(report: &Report) -> Vec<(usize, String, String)> {
+    report
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.differs)
+        .map(|(index, row)| (index, row.then.clone().unwrap(), row.would.clone()))
+        .collect()
+}
+
 fn then_and_would(report: &Report) -> Vec<(String, String, String)> {
     report
         .rows
@@ -221,13 +232,7 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
         "{RULES}\n[[rule]]\nname = \"something-new\"\nalertname = \"KojiSomethingNew\"\naction = \"escalate\"\npolicy = \"notify\"\n"
     );
     let report = replay_through(&remediator, &with_rules(&remediator, &new_rule), began).await;
-    let differing: Vec<(usize, String, String)> = report
-        .rows
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.differs)
-        .map(|(index, row)| (index, row.then.clone().unwrap(), row.would.clone()))
-        .collect();
+    let differing = differing_rows(&report);
     assert_eq!(
         differing,
         vec![(4, "unmatched".to_string(), "escalated".to_string())],
@@ -246,13 +251,7 @@ async fn replay_is_faithful_and_shows_exactly_what_a_changed_runbook_changes() {
         began,
     )
     .await;
-    let differing: Vec<(usize, String, String)> = report
-        .rows
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.differs)
-        .map(|(index, row)| (index, row.then.clone().unwrap(), row.would.clone()))
-        .collect();
+    let differing = differing_rows(&report);
     assert_eq!(
         differing,
         vec![

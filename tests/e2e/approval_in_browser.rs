@@ -29,6 +29,25 @@ const API_TOKEN: &str = "e2e-browser-api-token-0123456789ab";
 const ALICE: &str = "alice-e2e-browser-token-0123456789";
 const MIB: usize = 1 << 20;
 
+/// Clicks the button `button` and returns the text of the first `css` element of the page
+/// that follows (waiting up to 20 s for it).
+async fn click_and_read(page: &fantoccini::Client, button: &str, css: &str) -> String {
+    page.find(Locator::Id(button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_storage_full_is_mailed_then_approved_in_chromium_and_applied_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,21 +308,7 @@ services = []
         .send_keys(&pasted)
         .await
         .unwrap();
-    page.find(Locator::Id("simulate-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let simulated = page
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#simulated td.would"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let simulated = click_and_read(page, "simulate-button", "#simulated td.would").await;
     assert_eq!(simulated, "plan, and wait for on-call's approval");
     let table = page
         .find(Locator::Id("simulated"))
@@ -354,21 +359,7 @@ services = []
         .await
         .unwrap();
     let approve_clicked = Instant::now();
-    page.find(Locator::Id(&format!("approve-{id}")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let status = page
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("p.message"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status = click_and_read(page, &format!("approve-{id}"), "p.message").await;
     assert_eq!(
         status,
         format!("Escalation {id} approved: its plan is being applied.")
