@@ -7,7 +7,7 @@
 use std::fmt::Debug;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
@@ -72,19 +72,54 @@ fn split_unit(name: &str) -> (&str, Option<Unit>) {
 
 impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Gauges<L> {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        // A family without samples (say, update times on a schema that has none) is left
-        // out rather than announced empty.
-        if self.samples.is_empty() {
-            return Ok(());
-        }
-        let (base, unit) = split_unit(self.name);
-        let mut family =
-            encoder.encode_descriptor(base, self.help, unit.as_ref(), MetricType::Gauge)?;
-        for (labels, value) in &self.samples {
-            family.encode_family(labels)?.encode_gauge(value)?;
-        }
-        Ok(())
+        let samples = self.samples.iter().map(|(labels, value)| (labels, *value));
+        encode_gauge_family(&mut encoder, self.name, self.help, samples)
     }
+}
+
+/// Encodes one gauge family named `name` in full from borrowed samples, for collectors
+/// that keep their label sets between scrapes. A family without samples (say, update times
+/// on a schema that has none) is left out rather than announced empty.
+pub fn encode_gauge_family<'a, L, V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (&'a L, V)>,
+) -> Result<(), std::fmt::Error>
+where
+    L: EncodeLabelSet + 'a,
+    V: EncodeGaugeValue,
+{
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let (base, unit) = split_unit(name);
+    let mut family = encoder.encode_descriptor(base, help, unit.as_ref(), MetricType::Gauge)?;
+    for (labels, value) in samples {
+        family.encode_family(labels)?.encode_gauge(&value)?;
+    }
+    Ok(())
+}
+
+/// Encodes one info family (see [`Infos`]) from borrowed label sets; left out when empty.
+pub fn encode_info_family<'a, L: EncodeLabelSet + 'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = &'a L>,
+) -> Result<(), std::fmt::Error> {
+    debug_assert!(name.ends_with("_info"));
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    // Not split: an info name carries no unit.
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for labels in samples {
+        family.encode_family(labels)?.encode_gauge(&1i64)?;
+    }
+    Ok(())
 }
 
 /// An info family: metadata carried in labels, value always 1, name ending in `_info`.
@@ -127,15 +162,7 @@ impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Infos<L> {
     /// Encoded as a gauge of value 1, as node_exporter does: the classic text format,
     /// promtool and many tools in between have no `info` type.
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if self.samples.is_empty() {
-            return Ok(());
-        }
-        let mut family =
-            encoder.encode_descriptor(self.name, self.help, None, MetricType::Gauge)?;
-        for labels in &self.samples {
-            family.encode_family(labels)?.encode_gauge(&1i64)?;
-        }
-        Ok(())
+        encode_info_family(&mut encoder, self.name, self.help, &self.samples)
     }
 }
 

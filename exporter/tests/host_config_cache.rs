@@ -1,8 +1,8 @@
 //! The host configuration the `koji_hosts` collector keeps between scrapes never outlives
 //! a change: against Koji's real hub (`../shared/koji-hub`), capacity, arches, channels
 //! and enabled changed through the hub's own calls (`koji edit-host`, `add-host-to-channel`,
-//! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so does a
-//! builder's check-in (which makes no event). One case the hub cannot be made to show on
+//! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so do a
+//! channel's new name and a builder's check-in (neither makes an event). One case the hub cannot be made to show on
 //! demand is played with two database transactions (a stand-in, said so below): a change
 //! whose event id was taken before a later event committed, committing after it.
 
@@ -77,11 +77,18 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(info_label(&samples, "channels"), "default,secure-boot");
 
+    // Renaming a channel updates `channels` in place, without an event.
+    hub.koji_admin(&["edit-channel", "secure-boot", "--name", "signing"])
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(info_label(&samples, "channels"), "default,signing");
+
     hub.koji_admin(&["remove-host-from-channel", HOST, "default"])
         .await
         .unwrap();
     let (_, samples) = scrape(&scraper).await;
-    assert_eq!(info_label(&samples, "channels"), "secure-boot");
+    assert_eq!(info_label(&samples, "channels"), "signing");
 
     hub.koji_admin(&["disable-host", HOST]).await.unwrap();
     let (_, samples) = scrape(&scraper).await;

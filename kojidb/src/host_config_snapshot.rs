@@ -7,7 +7,9 @@
 //! "Events moved" is [`EventMark`]: the latest event id and how many of the last
 //! [`EVENT_WINDOW`] ids are committed. Event ids come from a sequence, so a transaction that
 //! took an id earlier may commit after a later one: it does not move the latest id but
-//! fills a hole below it, which the count sees.
+//! fills a hole below it, which the count sees. One change that matters makes no event:
+//! `editChannel` renames a channel in place, so the mark also carries a digest of the
+//! channel names.
 
 use std::collections::HashMap;
 
@@ -18,18 +20,25 @@ use crate::{Host, Layout};
 /// How many of the latest event ids are checked for late commits.
 pub const EVENT_WINDOW: i32 = 1000;
 
-/// The latest event and the committed events among the last [`EVENT_WINDOW`] ids.
+/// The latest event, the committed events among the last [`EVENT_WINDOW`] ids, and a
+/// digest of every channel's id and name (the first 64 bits of an md5; channels are few).
 pub const EVENT_MARK: &str = "
-SELECT coalesce(max(id), 0) AS latest, count(*) AS recent
+SELECT coalesce(max(id), 0) AS latest, count(*) AS recent,
+       (SELECT ('x' || left(md5(coalesce(string_agg(c.id || '=' || c.name, ',' ORDER BY c.id), '')),
+                             16))::bit(64)::bigint
+          FROM channels c) AS channel_names
   FROM events WHERE id > (SELECT coalesce(max(id), 0) FROM events) - 1000";
 
-/// Where Koji's events stand; a different mark means the configuration may have changed.
+/// Where Koji's events and channel names stand; a different mark means the configuration
+/// may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventMark {
     /// The latest committed event id.
     pub latest: i32,
     /// Committed events among the last [`EVENT_WINDOW`] ids.
     pub recent: i64,
+    /// Digest of the channels' ids and names.
+    pub channel_names: i64,
 }
 
 impl EventMark {
@@ -38,11 +47,13 @@ impl EventMark {
         EventMark {
             latest: row.get("latest"),
             recent: row.get("recent"),
+            channel_names: row.get("channel_names"),
         }
     }
 }
 
-/// The check-in part of every host (1.16+), read every time.
+/// The check-in part of every host (1.16+), read every time. Its columns are read by
+/// position, in this order: `id`, `name`, `task_load`, `ready`, `last_update`.
 const CHECK_INS: &str = "
 SELECT h.id, h.name::text AS name, h.task_load, h.ready, NULL::float8 AS last_update FROM host h";
 /// The same with `host.update_time` (1.33+); `date_part` answers a float8 where `extract`
@@ -52,10 +63,12 @@ SELECT h.id, h.name::text AS name, h.task_load, h.ready,
        date_part('epoch', h.update_time::timestamptz) AS last_update
   FROM host h";
 
-/// The active configuration rows (1.16+), read when events moved.
+/// The active configuration rows (1.16+) with their host's name, read when events moved.
 pub const ACTIVE_CONFIGS: &str = "
-SELECT hc.host_id, coalesce(hc.arches, '') AS arches, hc.capacity, hc.enabled
-  FROM host_config hc WHERE hc.active IS TRUE";
+SELECT hc.host_id, h.name::text AS name, coalesce(hc.arches, '') AS arches, hc.capacity,
+       hc.enabled
+  FROM host_config hc JOIN host h ON h.id = hc.host_id
+ WHERE hc.active IS TRUE";
 
 /// The check-in query for a versioned layout; `None` before 1.16, whose configuration
 /// lives in `host` and changes without events.
@@ -71,9 +84,13 @@ pub fn check_ins_query(layout: Layout) -> Option<&'static str> {
     }
 }
 
-/// One host's configuration.
+/// One configured host.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HostConfig {
+pub struct ConfiguredHost {
+    /// `host.id`.
+    pub id: i32,
+    /// The host's name.
+    pub name: String,
     /// Space-separated arches; empty when unset.
     pub arches: String,
     /// Capacity.
@@ -84,12 +101,26 @@ pub struct HostConfig {
     pub channels: Vec<String>,
 }
 
-/// Every host's configuration at one [`EventMark`].
+/// What a host reported at its last check-in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckIn {
+    /// Weight of the tasks it runs.
+    pub task_load: f64,
+    /// Whether it is ready for tasks.
+    pub ready: bool,
+    /// Seconds since the epoch of the check-in (1.33+, once it checked in).
+    pub last_update: Option<f64>,
+}
+
+/// Every host's configuration at one [`EventMark`], ordered by name (bytewise).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigSnapshot {
-    /// By `host.id`.
-    pub hosts: HashMap<i32, HostConfig>,
+    hosts: Vec<ConfiguredHost>,
+    position_by_id: HashMap<i32, usize>,
 }
+
+/// The check-ins of one scrape lined up with a snapshot's hosts.
+pub type CheckIns = Vec<Option<CheckIn>>;
 
 impl ConfigSnapshot {
     /// From the rows of [`ACTIVE_CONFIGS`] and of the channel query
@@ -100,39 +131,90 @@ impl ConfigSnapshot {
             .iter()
             .map(|row| {
                 let id: i32 = row.get("host_id");
-                let config = HostConfig {
+                ConfiguredHost {
+                    id,
+                    name: row.get("name"),
                     arches: row.get("arches"),
                     capacity: row.get("capacity"),
                     enabled: row.get("enabled"),
                     channels: channels.remove(&id).unwrap_or_default(),
-                };
-                (id, config)
+                }
             })
             .collect();
-        ConfigSnapshot { hosts }
+        ConfigSnapshot::ordered(hosts)
     }
 
-    /// Hosts from the rows of [`check_ins_query`] and this configuration, ordered by name
-    /// (a host without an active configuration row, as Koji's own join, is left out).
-    pub fn hosts(&self, check_in_rows: &[Row]) -> Vec<Host> {
-        let mut hosts: Vec<Host> = check_in_rows
+    /// Hosts read whole (Koji before 1.16) as a snapshot and their check-ins, in its order.
+    pub fn from_hosts(hosts: Vec<Host>) -> (ConfigSnapshot, CheckIns) {
+        let mut hosts = hosts;
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        let check_ins = hosts
             .iter()
-            .filter_map(|row| {
-                let config = self.hosts.get(&row.get::<_, i32>("id"))?;
-                Some(Host {
-                    id: row.get("id"),
-                    name: row.get("name"),
-                    arches: config.arches.clone(),
-                    capacity: config.capacity,
-                    task_load: row.get("task_load"),
-                    ready: row.get("ready"),
-                    enabled: config.enabled,
-                    last_update: row.get("last_update"),
-                    channels: config.channels.clone(),
+            .map(|host| {
+                Some(CheckIn {
+                    task_load: host.task_load,
+                    ready: host.ready,
+                    last_update: host.last_update,
                 })
             })
             .collect();
+        let configured = hosts
+            .into_iter()
+            .map(|host| ConfiguredHost {
+                id: host.id,
+                name: host.name,
+                arches: host.arches,
+                capacity: host.capacity,
+                enabled: host.enabled,
+                channels: host.channels,
+            })
+            .collect();
+        (ConfigSnapshot::ordered(configured), check_ins)
+    }
+
+    fn ordered(mut hosts: Vec<ConfiguredHost>) -> ConfigSnapshot {
         hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        hosts
+        let position_by_id = hosts
+            .iter()
+            .enumerate()
+            .map(|(position, host)| (host.id, position))
+            .collect();
+        ConfigSnapshot {
+            hosts,
+            position_by_id,
+        }
+    }
+
+    /// Where host `id` is in [`Self::hosts`].
+    pub fn position(&self, id: i32) -> Option<usize> {
+        self.position_by_id.get(&id).copied()
+    }
+
+    /// The configured hosts, ordered by name.
+    pub fn hosts(&self) -> &[ConfiguredHost] {
+        &self.hosts
+    }
+
+    /// The rows of [`check_ins_query`] lined up with [`Self::hosts`]: `None` where a host
+    /// did not appear. A row of a host without an active configuration is left out, as
+    /// Koji's own join does. Answers `Err` with the host's id when a row's name differs
+    /// from the snapshot's (a rename in the database: read the configuration again).
+    pub fn line_up(&self, check_in_rows: &[Row]) -> Result<CheckIns, i32> {
+        let mut check_ins = vec![None; self.hosts.len()];
+        for row in check_in_rows {
+            let id: i32 = row.get(0);
+            let Some(&position) = self.position_by_id.get(&id) else {
+                continue;
+            };
+            if row.get::<_, &str>(1) != self.hosts[position].name {
+                return Err(id);
+            }
+            check_ins[position] = Some(CheckIn {
+                task_load: row.get(2),
+                ready: row.get(3),
+                last_update: row.get(4),
+            });
+        }
+        Ok(check_ins)
     }
 }

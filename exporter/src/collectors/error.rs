@@ -38,6 +38,9 @@ pub enum CollectError {
     /// A query that always answers one row answered none.
     #[error("{0} returned no row")]
     NoRow(&'static str),
+    /// A host's name changed between reading its check-in and its configuration.
+    #[error("host {0} was renamed while it was read; the next scrape reads it again")]
+    HostRenamed(i32),
     /// The collector did not finish before the scrape deadline.
     #[error("timed out")]
     Timeout,

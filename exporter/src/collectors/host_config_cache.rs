@@ -7,8 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use koji_db::host_config_snapshot::{ConfigSnapshot, EventMark};
+use koji_db::host_config_snapshot::EventMark;
 use tokio::time::Instant;
+
+use super::host_series::KnownHosts;
 
 /// The longest a snapshot is used, events or not.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
@@ -23,27 +25,27 @@ pub struct HostConfigCache {
 struct Kept {
     mark: EventMark,
     read_at: Instant,
-    snapshot: Arc<ConfigSnapshot>,
+    known: Arc<KnownHosts>,
 }
 
 impl HostConfigCache {
-    /// The snapshot read at `mark`, if kept and not too old.
-    pub fn get(&self, mark: EventMark) -> Option<Arc<ConfigSnapshot>> {
+    /// The hosts read at `mark`, if kept and not too old.
+    pub fn get(&self, mark: EventMark) -> Option<Arc<KnownHosts>> {
         let kept = self.kept.lock().expect("host config cache");
         kept.as_ref()
             .filter(|kept| kept.mark == mark && kept.read_at.elapsed() < MAX_AGE)
-            .map(|kept| kept.snapshot.clone())
+            .map(|kept| kept.known.clone())
     }
 
-    /// Keeps `snapshot`, read after Koji's events stood at `mark`.
-    pub fn keep(&self, mark: EventMark, snapshot: ConfigSnapshot) -> Arc<ConfigSnapshot> {
-        let snapshot = Arc::new(snapshot);
+    /// Keeps `known`, read after Koji's events stood at `mark`.
+    pub fn keep(&self, mark: EventMark, known: KnownHosts) -> Arc<KnownHosts> {
+        let known = Arc::new(known);
         *self.kept.lock().expect("host config cache") = Some(Kept {
             mark,
             read_at: Instant::now(),
-            snapshot: snapshot.clone(),
+            known: known.clone(),
         });
-        snapshot
+        known
     }
 
     /// Drops the snapshot.

@@ -18,6 +18,7 @@ pub mod builder_health;
 pub mod error;
 pub mod filesystems;
 pub mod host_config_cache;
+pub mod host_series;
 pub mod koji_db;
 pub mod koji_hosts;
 pub mod koji_hub;
