@@ -8,7 +8,8 @@
 //! - [`hub_database`]: the connection pool to the Koji hub's PostgreSQL.
 //! - [`metric_families`]: per-scrape metric snapshots that prometheus-client encodes.
 //! - [`statfs_probe`]: `statvfs` off the runtime with a timeout, safe on hung mounts.
-//! - [`scrape`]: one scrape: concurrent collection under a deadline, then encoding.
+//! - [`scrape`]: one scrape: concurrent collection under a deadline.
+//! - [`exposition`]: a scrape written out as text or straight into gzip.
 //! - [`server`]: the HTTP router and server.
 //! - [`logging`]: tracing setup.
 //!
@@ -19,6 +20,7 @@ pub mod builder_identity;
 pub mod cli;
 pub mod collectors;
 pub mod config;
+pub mod exposition;
 pub mod hub_database;
 pub mod logging;
 pub mod metric_families;

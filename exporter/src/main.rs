@@ -4,7 +4,11 @@ use anyhow::Context;
 use koji_exporter::config::Config;
 use koji_exporter::{cli, logging};
 
-#[tokio::main]
+/// One thread runs the runtime: a scrape's collectors already run concurrently within one
+/// task, and the blocking work (statvfs, procfs walks, the build-directory scan) has its
+/// own threads. A second worker only added a second malloc arena holding a scrape's
+/// memory (bench/README.md: resident memory at 2,000 hosts).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = cli::parse(std::env::args_os()).unwrap_or_else(|error| error.exit());
     logging::init(cli.log_format, &cli.log_level);

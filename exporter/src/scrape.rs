@@ -1,4 +1,5 @@
-//! One scrape: run the enabled collectors concurrently under a deadline, then encode.
+//! One scrape: run the enabled collectors concurrently under a deadline, then write the
+//! result out (see [`crate::exposition`]).
 //!
 //! A collector that fails or misses the deadline loses only its own metrics and reports
 //! `koji_exporter_collector_success 0`; the scrape always answers.
@@ -13,6 +14,8 @@ use tokio::time::Instant;
 
 use crate::collectors::{CollectContext, CollectError, CollectorId, CollectorState};
 use crate::config::Config;
+pub use crate::exposition::Format;
+use crate::exposition::SizeHints;
 use crate::hub_database::HubDatabase;
 use crate::metric_families::{Families, Gauges, Infos};
 use koji_config::error_chain::error_chain;
@@ -31,25 +34,6 @@ pub struct BuildLabels {
     pub version: String,
 }
 
-/// The output format a scraper asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// OpenMetrics text 1.0.0, what Prometheus asks for first.
-    OpenMetrics,
-    /// The classic Prometheus text format 0.0.4, for older scrapers and `curl`.
-    PrometheusText,
-}
-
-impl Format {
-    /// The `Content-Type` of the response.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Format::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
-        }
-    }
-}
-
 /// Everything a scrape needs, shared by all requests.
 #[derive(Debug)]
 pub struct Scraper {
@@ -60,6 +44,8 @@ pub struct Scraper {
     /// Last outcome per collector, so failures are logged when they start and end, not on
     /// every scrape.
     last_success: Mutex<HashMap<CollectorId, bool>>,
+    /// The previous answers' sizes.
+    sizes: SizeHints,
 }
 
 impl Scraper {
@@ -75,6 +61,7 @@ impl Scraper {
             collectors,
             state: Arc::default(),
             last_success: Mutex::new(HashMap::new()),
+            sizes: SizeHints::default(),
         }
     }
 
@@ -105,6 +92,19 @@ impl Scraper {
 
     /// Collects everything within `timeout` and encodes it in `format`.
     pub async fn scrape(&self, timeout: Duration, format: Format) -> String {
+        let registry = self.collect(timeout).await;
+        self.sizes.text(&registry, format)
+    }
+
+    /// Collects everything within `timeout` and encodes it in `format`, compressed with
+    /// gzip.
+    pub async fn scrape_gzip(&self, timeout: Duration, format: Format) -> Vec<u8> {
+        let registry = self.collect(timeout).await;
+        self.sizes.gzip(&registry, format)
+    }
+
+    /// Collects everything within `timeout` into a registry.
+    async fn collect(&self, timeout: Duration) -> Registry {
         let started = Instant::now();
         let context = CollectContext {
             config: self.config.clone(),
@@ -159,7 +159,7 @@ impl Scraper {
                 })
                 .boxed(),
         );
-        encode(&registry, format)
+        registry
     }
 
     fn log_transition(&self, id: CollectorId, outcome: &Result<Families, CollectError>) {
@@ -182,17 +182,4 @@ impl Scraper {
             _ => {}
         }
     }
-}
-
-fn encode(registry: &Registry, format: Format) -> String {
-    let mut body = String::with_capacity(64 * 1024);
-    let result = match format {
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut body, registry),
-        Format::PrometheusText => {
-            prometheus_client::encoding::prometheus_text::encode(&mut body, registry)
-        }
-    };
-    // Writing to a String cannot fail; an encoder error would be a bug in a label set.
-    result.expect("encoding metrics into a String");
-    body
 }

@@ -2,9 +2,10 @@
 //! a change: against Koji's real hub (`../shared/koji-hub`), capacity, arches, channels
 //! and enabled changed through the hub's own calls (`koji edit-host`, `add-host-to-channel`,
 //! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so do a
-//! channel's new name and a builder's check-in (neither makes an event). One case the hub cannot be made to show on
-//! demand is played with two database transactions (a stand-in, said so below): a change
-//! whose event id was taken before a later event committed, committing after it.
+//! channel's new name and a builder's check-in (neither makes an event). Two cases the hub
+//! cannot be made to show are played in SQL (stand-ins, said so below): a change whose
+//! event id was taken before a later event committed, committing after it; and a host
+//! renamed by an administrator's SQL.
 
 mod support;
 
@@ -153,4 +154,25 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     );
     let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
     assert!(info.contains("Capacity: 3.0"), "Koji agrees: {info}");
+
+    // Koji has no call that renames a host; an administrator's SQL can, without an event
+    // (a stand-in by necessity). The kept configuration knows the old name and is read
+    // again at once.
+    db.client
+        .execute(
+            "UPDATE host SET name = 'buildvm-x86-99.example.org' WHERE name = $1",
+            &[&HOST],
+        )
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(host_value(&samples, "koji_host_capacity"), None);
+    let renamed = samples
+        .iter()
+        .find(|s| {
+            s.name == "koji_host_capacity"
+                && s.labels.get("host").map(String::as_str) == Some("buildvm-x86-99.example.org")
+        })
+        .map(|s| s.value);
+    assert_eq!(renamed, Some(3.0));
 }
