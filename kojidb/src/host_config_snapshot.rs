@@ -195,26 +195,37 @@ impl ConfigSnapshot {
         &self.hosts
     }
 
-    /// The rows of [`check_ins_query`] lined up with [`Self::hosts`]: `None` where a host
-    /// did not appear. A row of a host without an active configuration is left out, as
-    /// Koji's own join does. Answers `Err` with the host's id when a row's name differs
-    /// from the snapshot's (a rename in the database: read the configuration again).
-    pub fn line_up(&self, check_in_rows: &[Row]) -> Result<CheckIns, i32> {
-        let mut check_ins = vec![None; self.hosts.len()];
-        for row in check_in_rows {
-            let id: i32 = row.get(0);
-            let Some(&position) = self.position_by_id.get(&id) else {
-                continue;
-            };
-            if row.get::<_, &str>(1) != self.hosts[position].name {
-                return Err(id);
-            }
-            check_ins[position] = Some(CheckIn {
-                task_load: row.get(2),
-                ready: row.get(3),
-                last_update: row.get(4),
-            });
-        }
-        Ok(check_ins)
+    /// The hosts, ordered by name, and each host id's position among them, for a reader
+    /// that keeps its own form of them.
+    pub fn into_parts(self) -> (Vec<ConfiguredHost>, HashMap<i32, usize>) {
+        (self.hosts, self.position_by_id)
     }
+}
+
+/// The rows of [`check_ins_query`] lined up with `count` known hosts, `known` answering a
+/// host id's position and name: `None` where a host did not appear. A row of a host that
+/// is not known (no active configuration) is left out, as Koji's own join does. Answers
+/// `Err` with the host's id when a row's name differs from the known one (a rename in
+/// the database: read the configuration again).
+pub fn line_up<'n>(
+    check_in_rows: &[Row],
+    count: usize,
+    known: impl Fn(i32) -> Option<(usize, &'n str)>,
+) -> Result<CheckIns, i32> {
+    let mut check_ins = vec![None; count];
+    for row in check_in_rows {
+        let id: i32 = row.get(0);
+        let Some((position, name)) = known(id) else {
+            continue;
+        };
+        if row.get::<_, &str>(1) != name {
+            return Err(id);
+        }
+        check_ins[position] = Some(CheckIn {
+            task_load: row.get(2),
+            ready: row.get(3),
+            last_update: row.get(4),
+        });
+    }
+    Ok(check_ins)
 }

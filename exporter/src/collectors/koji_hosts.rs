@@ -56,7 +56,7 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         );
         let kept = cache
             .get(mark)
-            .and_then(|known| Some((known.snapshot().line_up(&check_in_rows).ok()?, known)));
+            .and_then(|known| Some((known.line_up(&check_in_rows).ok()?, known)));
         let (check_ins, known) = match kept {
             Some(kept) => kept,
             // Events moved, or a host's name differs from the kept one (renamed in the
@@ -91,22 +91,22 @@ async fn read_configuration(
         client.query(ACTIVE_CONFIGS, &[]),
         client.query(channels, &[]),
     )?;
-    let snapshot = ConfigSnapshot::from_rows(&config_rows, &channel_rows);
-    let check_ins = snapshot
+    let known = KnownHosts::new(ConfigSnapshot::from_rows(&config_rows, &channel_rows));
+    let check_ins = known
         .line_up(check_in_rows)
         .map_err(CollectError::HostRenamed)?;
-    Ok((check_ins, cache.keep(mark, KnownHosts::new(snapshot))))
+    Ok((check_ins, cache.keep(mark, known)))
 }
 
 /// The rows of [`HOST_TASKS`] per host position, in [`HOST_TASK_STATES`] order.
 fn tasks_by_position(known: &KnownHosts, task_rows: &[Row]) -> Vec<[f64; 2]> {
-    let mut tasks = vec![[0.0; 2]; known.snapshot().hosts().len()];
+    let mut tasks = vec![[0.0; 2]; known.len()];
     for row in task_rows {
         let state: i32 = row.get("state");
         let Some(slot) = HOST_TASK_STATES.iter().position(|&(s, _)| s == state) else {
             continue;
         };
-        if let Some(position) = known.snapshot().position(row.get("host_id")) {
+        if let Some(position) = known.position(row.get("host_id")) {
             tasks[position][slot] = row.get("tasks");
         }
     }
