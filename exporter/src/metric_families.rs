@@ -77,10 +77,9 @@ impl<L: EncodeLabelSet + Debug + Send + Sync + 'static> Collector for Gauges<L> 
     }
 }
 
-/// Encodes one gauge family named `name` in full from borrowed samples, for collectors
-/// that keep their label sets between scrapes. A family without samples (say, update times
-/// on a schema that has none) is left out rather than announced empty.
-pub fn encode_gauge_family<'a, L, V>(
+/// Encodes one gauge family named `name` in full. A family without samples (say, update
+/// times on a schema that has none) is left out rather than announced empty.
+fn encode_gauge_family<'a, L, V>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -102,8 +101,8 @@ where
     Ok(())
 }
 
-/// Encodes one info family (see [`Infos`]) from borrowed label sets; left out when empty.
-pub fn encode_info_family<'a, L: EncodeLabelSet + 'a>(
+/// Encodes one info family (see [`Infos`]); left out when empty.
+fn encode_info_family<'a, L: EncodeLabelSet + 'a>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

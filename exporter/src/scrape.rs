@@ -12,12 +12,12 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
-use crate::collectors::{CollectContext, CollectError, CollectorId, CollectorState};
+use crate::collectors::{CollectContext, CollectError, Collected, CollectorId, CollectorState};
 use crate::config::Config;
 pub use crate::exposition::Format;
-use crate::exposition::SizeHints;
+use crate::exposition::{Exposition, Part, SizeHints};
 use crate::hub_database::HubDatabase;
-use crate::metric_families::{Families, Gauges, Infos};
+use crate::metric_families::{Gauges, Infos};
 use koji_config::error_chain::error_chain;
 
 /// Label set of the per-collector self metrics.
@@ -92,19 +92,20 @@ impl Scraper {
 
     /// Collects everything within `timeout` and encodes it in `format`.
     pub async fn scrape(&self, timeout: Duration, format: Format) -> String {
-        let registry = self.collect(timeout).await;
-        self.sizes.text(&registry, format)
+        let exposition = self.collect(timeout).await;
+        self.sizes.text(&exposition, format)
     }
 
     /// Collects everything within `timeout` and encodes it in `format`, compressed with
     /// gzip.
     pub async fn scrape_gzip(&self, timeout: Duration, format: Format) -> Vec<u8> {
-        let registry = self.collect(timeout).await;
-        self.sizes.gzip(&registry, format)
+        let exposition = self.collect(timeout).await;
+        self.sizes.gzip(&exposition, format)
     }
 
-    /// Collects everything within `timeout` into a registry.
-    async fn collect(&self, timeout: Duration) -> Registry {
+    /// Collects everything within `timeout`: each collector's families in collector order,
+    /// then the exporter's own.
+    async fn collect(&self, timeout: Duration) -> Exposition {
         let started = Instant::now();
         let context = CollectContext {
             config: self.config.clone(),
@@ -125,7 +126,7 @@ impl Scraper {
         });
         let results = futures::future::join_all(runs).await;
 
-        let mut registry = Registry::default();
+        let mut exposition = Exposition::default();
         let mut success = Gauges::new(
             "koji_exporter_collector_success",
             "Whether the collector succeeded this scrape.",
@@ -141,15 +142,22 @@ impl Scraper {
             duration.push(labels.clone(), elapsed.as_secs_f64());
             self.log_transition(id, &outcome);
             match outcome {
-                Ok(families) => {
+                Ok(Collected::Families(families)) => {
                     success.push(labels, 1.0);
+                    let mut registry = Registry::default();
                     for family in families {
                         registry.register_collector(family);
                     }
+                    exposition.push(Part::Registry(registry));
+                }
+                Ok(Collected::Text(families)) => {
+                    success.push(labels, 1.0);
+                    exposition.push(Part::Text(families));
                 }
                 Err(_) => success.push(labels, 0.0),
             }
         }
+        let mut registry = Registry::default();
         registry.register_collector(success.boxed());
         registry.register_collector(duration.boxed());
         registry.register_collector(
@@ -159,10 +167,11 @@ impl Scraper {
                 })
                 .boxed(),
         );
-        registry
+        exposition.push(Part::Registry(registry));
+        exposition
     }
 
-    fn log_transition(&self, id: CollectorId, outcome: &Result<Families, CollectError>) {
+    fn log_transition(&self, id: CollectorId, outcome: &Result<Collected, CollectError>) {
         let ok = outcome.is_ok();
         let previous = self
             .last_success

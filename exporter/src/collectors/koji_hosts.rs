@@ -12,7 +12,6 @@ use tokio_postgres::Row;
 use super::host_series::{HostSeries, KnownHosts, HOST_TASK_STATES};
 use super::{CollectContext, CollectError};
 use crate::hub_database::HubClient;
-use crate::metric_families::Families;
 
 /// Active tasks per host and state. `task_by_state` narrows the scan to the few active rows
 /// however many finished tasks the table holds.
@@ -24,7 +23,7 @@ SELECT host_id, state, count(*)::float8 AS tasks
 
 /// Reads hosts and their tasks: from 1.16, the check-ins every scrape and the
 /// configuration only when Koji's events moved.
-pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
+pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectError> {
     let hub = context.hub()?;
     let client = hub.client().await?;
     let layout = hub.layout(&client).await?;
@@ -72,11 +71,11 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
         cache.forget();
     })?;
     let tasks = tasks_by_position(&known, &task_rows);
-    Ok(vec![Box::new(HostSeries {
+    Ok(HostSeries {
         known,
         check_ins,
         tasks,
-    })])
+    })
 }
 
 /// Reads the configuration, keeps it at `mark` and lines the check-ins up with it.

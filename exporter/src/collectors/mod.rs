@@ -36,6 +36,7 @@ use tokio::time::Instant;
 
 use crate::builddir_scanner::ScanResults;
 use crate::config::Config;
+use crate::exposition::WritesText;
 use crate::hub_database::HubDatabase;
 use crate::metric_families::Families;
 use crate::mounts::{parse_mountinfo, Mount};
@@ -43,20 +44,33 @@ use crate::statfs_probe::StatfsProbe;
 pub use error::CollectError;
 pub use table::CollectorId;
 
+/// What one collector produced this scrape.
+#[derive(Debug)]
+pub enum Collected {
+    /// Families prometheus-client encodes.
+    Families(Families),
+    /// Families that write their own text (`koji_hosts`, see [`host_series`]).
+    Text(Box<dyn WritesText>),
+}
+
 impl CollectorId {
     /// Gathers this collector's metrics for one scrape.
-    pub async fn collect(self, context: &CollectContext) -> Result<Families, CollectError> {
-        match self {
+    pub async fn collect(self, context: &CollectContext) -> Result<Collected, CollectError> {
+        let families = match self {
             CollectorId::KojiDb => koji_db::collect(context).await,
             CollectorId::KojiHub => koji_hub::collect(context).await,
-            CollectorId::KojiHosts => koji_hosts::collect(context).await,
+            CollectorId::KojiHosts => {
+                let series = koji_hosts::collect(context).await?;
+                return Ok(Collected::Text(Box::new(series)));
+            }
             CollectorId::KojiTasks => koji_tasks::collect(context).await,
             CollectorId::PgStatActivity => pg_stat_activity::collect(context).await,
             CollectorId::BuilderHealth => builder_health::collect(context).await,
             CollectorId::Filesystems => filesystems::collect(context).await,
             CollectorId::Services => services::collect(context).await,
             CollectorId::Builddirs => builddirs::collect(context).await,
-        }
+        };
+        families.map(Collected::Families)
     }
 }
 
