@@ -39,16 +39,25 @@ fn info_label(samples: &[Sample], label: &str) -> String {
 async fn every_koji_change_shows_in_the_very_next_scrape() {
     let db = TestDb::empty("host_cache").await.unwrap();
     let hub = KojiHub::start(&db, &[]).await.expect("Koji's hub");
-    hub.koji_admin(&["add-host", HOST, "x86_64"]).await.unwrap();
-    hub.set_password(HOST, PASSWORD).await.unwrap();
-    hub.koji_admin(&["add-channel", "secure-boot"])
-        .await
-        .unwrap();
     let scraper = koji_exporter::scraper(
         config_for(&db.url, Duration::from_secs(5)),
         vec![CollectorId::KojiHosts],
     )
     .unwrap();
+    // A hub without hosts: the collector succeeds with no host series.
+    let (_, samples) = scrape(&scraper).await;
+    assert!(samples.iter().all(|s| !s.name.starts_with("koji_host_")));
+    let success = samples
+        .iter()
+        .find(|s| s.name == "koji_exporter_collector_success")
+        .map(|s| s.value);
+    assert_eq!(success, Some(1.0));
+
+    hub.koji_admin(&["add-host", HOST, "x86_64"]).await.unwrap();
+    hub.set_password(HOST, PASSWORD).await.unwrap();
+    hub.koji_admin(&["add-channel", "secure-boot"])
+        .await
+        .unwrap();
 
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(host_value(&samples, "koji_host_capacity"), Some(2.0));
