@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use koji_db::host_config_snapshot::{
-    check_ins_query, CheckIns, ConfigSnapshot, EventMark, ACTIVE_CONFIGS, EVENT_MARK,
+    check_ins_query, CheckIns, ConfigSnapshot, EventMark, ACTIVE_CONFIGS, CHANNEL_NAMES, EVENT_MARK,
 };
 use tokio_postgres::Row;
 
@@ -60,9 +60,7 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
             Some(kept) => kept,
             // Events moved, or a host's name differs from the kept one (renamed in the
             // database, without an event).
-            None => {
-                read_configuration(&client, queries.channels, mark, cache, &check_in_rows).await?
-            }
+            None => read_configuration(&client, mark, cache, &check_in_rows).await?,
         };
         Ok::<_, CollectError>((known, check_ins, task_rows))
     };
@@ -81,14 +79,13 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
 /// Reads the configuration, keeps it at `mark` and lines the check-ins up with it.
 async fn read_configuration(
     client: &HubClient,
-    channels: &str,
     mark: EventMark,
     cache: &super::host_config_cache::HostConfigCache,
     check_in_rows: &[Row],
 ) -> Result<(CheckIns, Arc<KnownHosts>), CollectError> {
     let (config_rows, channel_rows) = tokio::try_join!(
         client.query(ACTIVE_CONFIGS, &[]),
-        client.query(channels, &[]),
+        client.query(CHANNEL_NAMES, &[]),
     )?;
     let known = KnownHosts::new(ConfigSnapshot::from_rows(&config_rows, &channel_rows));
     let check_ins = known
