@@ -92,21 +92,21 @@ impl Exposition {
     }
 }
 
-/// What one scrape's writing keeps for the next: the previous answers' sizes, to start
+/// Writes scrapes out, keeping for the next one the previous answers' sizes, to start
 /// the next ones' buffers at, and the gzip compressor, whose state (a few hundred KiB) is
 /// reset rather than allocated again: allocated anew every scrape, glibc kept those
 /// blocks and more in the heap (resident memory 10 to 13 MiB instead of 8.7 at 2,000
 /// hosts).
 #[derive(Debug)]
-pub struct SizeHints {
+pub struct ExpositionWriter {
     text: AtomicUsize,
     gzip: AtomicUsize,
     compressor: Mutex<Compress>,
 }
 
-impl Default for SizeHints {
+impl Default for ExpositionWriter {
     fn default() -> Self {
-        SizeHints {
+        ExpositionWriter {
             text: AtomicUsize::default(),
             gzip: AtomicUsize::default(),
             compressor: Mutex::new(new_compressor()),
@@ -127,7 +127,7 @@ fn with_room(previous: usize) -> usize {
 /// The least spare room the compressor is given to write into.
 const SPARE: usize = 4096;
 
-impl SizeHints {
+impl ExpositionWriter {
     /// `exposition` as text in `format`.
     pub fn text(&self, exposition: &Exposition, format: Format) -> String {
         let mut body = String::with_capacity(with_room(self.text.load(Ordering::Relaxed)));
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn gzip_decompresses_to_the_text_in_both_formats() {
-        let hints = SizeHints::default();
+        let writer = ExpositionWriter::default();
         // Large, small, large again: the kept compressor starts afresh every time.
         for (hosts, format) in [
             (3000, Format::OpenMetrics),
@@ -234,8 +234,8 @@ mod tests {
             (3000, Format::OpenMetrics),
         ] {
             let exposition = exposition(hosts);
-            let text = hints.text(&exposition, format);
-            let compressed = hints.gzip(&exposition, format);
+            let text = writer.text(&exposition, format);
+            let compressed = writer.gzip(&exposition, format);
             let mut decompressed = String::new();
             flate2::read::GzDecoder::new(&compressed[..])
                 .read_to_string(&mut decompressed)
@@ -259,13 +259,13 @@ mod tests {
     #[test]
     fn buffers_start_at_the_previous_size() {
         let exposition = exposition(3000);
-        let hints = SizeHints::default();
-        let first = hints.text(&exposition, Format::OpenMetrics);
-        let second = hints.text(&exposition, Format::OpenMetrics);
+        let writer = ExpositionWriter::default();
+        let first = writer.text(&exposition, Format::OpenMetrics);
+        let second = writer.text(&exposition, Format::OpenMetrics);
         assert_eq!(second, first);
         assert_eq!(second.capacity(), with_room(first.len()));
-        let compressed = hints.gzip(&exposition, Format::OpenMetrics);
-        let again = hints.gzip(&exposition, Format::OpenMetrics);
+        let compressed = writer.gzip(&exposition, Format::OpenMetrics);
+        let again = writer.gzip(&exposition, Format::OpenMetrics);
         assert_eq!(again, compressed);
         assert_eq!(again.capacity(), with_room(compressed.len()));
     }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::collectors::{CollectContext, CollectError, Collected, CollectorId, CollectorState};
 use crate::config::Config;
 pub use crate::exposition::Format;
-use crate::exposition::{Exposition, Part, SizeHints};
+use crate::exposition::{Exposition, ExpositionWriter, Part};
 use crate::hub_database::HubDatabase;
 use crate::metric_families::{Gauges, Infos};
 use koji_config::error_chain::error_chain;
@@ -44,8 +44,8 @@ pub struct Scraper {
     /// Last outcome per collector, so failures are logged when they start and end, not on
     /// every scrape.
     last_success: Mutex<HashMap<CollectorId, bool>>,
-    /// The previous answers' sizes.
-    sizes: SizeHints,
+    /// What writing one answer keeps for the next.
+    writer: ExpositionWriter,
 }
 
 impl Scraper {
@@ -61,7 +61,7 @@ impl Scraper {
             collectors,
             state: Arc::default(),
             last_success: Mutex::new(HashMap::new()),
-            sizes: SizeHints::default(),
+            writer: ExpositionWriter::default(),
         }
     }
 
@@ -93,14 +93,14 @@ impl Scraper {
     /// Collects everything within `timeout` and encodes it in `format`.
     pub async fn scrape(&self, timeout: Duration, format: Format) -> String {
         let exposition = self.collect(timeout).await;
-        self.sizes.text(&exposition, format)
+        self.writer.text(&exposition, format)
     }
 
     /// Collects everything within `timeout` and encodes it in `format`, compressed with
     /// gzip.
     pub async fn scrape_gzip(&self, timeout: Duration, format: Format) -> Vec<u8> {
         let exposition = self.collect(timeout).await;
-        self.sizes.gzip(&exposition, format)
+        self.writer.gzip(&exposition, format)
     }
 
     /// Collects everything within `timeout`: each collector's families in collector order,

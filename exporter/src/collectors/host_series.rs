@@ -312,7 +312,7 @@ fn escape(text: &str, special: impl Fn(char) -> bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{Exposition, Part, SizeHints};
+    use crate::exposition::{Exposition, ExpositionWriter, Part};
     use crate::metric_families::{Gauges, Infos};
     use koji_db::Host;
     use prometheus_client::encoding::EncodeLabelSet;
@@ -433,15 +433,15 @@ mod tests {
     }
 
     fn both_ways(hosts: &[Host], tasks: &[[f64; 2]]) {
-        let hints = SizeHints::default();
+        let writer = ExpositionWriter::default();
         for format in [Format::OpenMetrics, Format::PrometheusText] {
             let mut written = Exposition::default();
             written.push(Part::Text(Box::new(series(hosts, tasks))));
             let mut encoded = Exposition::default();
             encoded.push(Part::Registry(reference(hosts, tasks)));
             assert_eq!(
-                hints.text(&written, format),
-                hints.text(&encoded, format),
+                writer.text(&written, format),
+                writer.text(&encoded, format),
                 "{format:?}"
             );
         }
