@@ -13,6 +13,32 @@ use tokio_postgres::Row;
 
 use crate::exposition::{Format, WritesText};
 
+/// A family's full name and help text.
+type Family = (&'static str, &'static str);
+
+const CAPACITY: Family = (
+    "koji_host_capacity",
+    "Task weight the Koji scheduler may assign to the host at once.",
+);
+const TASK_LOAD: Family = (
+    "koji_host_task_load",
+    "Weight of the tasks the host reported running at its last check-in.",
+);
+const READY: Family = (
+    "koji_host_ready",
+    "Whether the host reported itself ready for tasks (0 when, e.g., short of disk space).",
+);
+const ENABLED: Family = ("koji_host_enabled", "Whether the host is enabled in Koji.");
+const LAST_UPDATE: Family = (
+    "koji_host_last_update_timestamp_seconds",
+    "When the host last checked in with the hub (host.update_time, Koji 1.33+).",
+);
+const INFO: Family = ("koji_host_info", "Koji host metadata: arches and channels.");
+const TASKS: Family = (
+    "koji_host_tasks",
+    "Active tasks on the host by state (open, assigned).",
+);
+
 /// Koji's numbers for the task states a host can hold, and their label values.
 pub const HOST_TASK_STATES: [(i32, &str); 2] = [(1, "open"), (4, "assigned")];
 
@@ -135,45 +161,38 @@ impl WritesText for HostSeries {
         let mut writer = ChunkWriter::new(out, format);
         let gauge = |value: f64| Value::Gauge(value);
         writer.family(
-            "koji_host_capacity",
-            "Task weight the Koji scheduler may assign to the host at once.",
+            CAPACITY,
             self.rows()
                 .map(|(host, _, _)| (host, "", gauge(host.capacity))),
         )?;
         writer.family(
-            "koji_host_task_load",
-            "Weight of the tasks the host reported running at its last check-in.",
+            TASK_LOAD,
             self.rows()
                 .map(|(host, check_in, _)| (host, "", gauge(check_in.task_load))),
         )?;
         writer.family(
-            "koji_host_ready",
-            "Whether the host reported itself ready for tasks (0 when, e.g., short of disk space).",
+            READY,
             self.rows()
                 .map(|(host, check_in, _)| (host, "", gauge(f64::from(u8::from(check_in.ready))))),
         )?;
         writer.family(
-            "koji_host_enabled",
-            "Whether the host is enabled in Koji.",
+            ENABLED,
             self.rows()
                 .map(|(host, _, _)| (host, "", gauge(f64::from(u8::from(host.enabled))))),
         )?;
         writer.family(
-            "koji_host_last_update_timestamp_seconds",
-            "When the host last checked in with the hub (host.update_time, Koji 1.33+).",
+            LAST_UPDATE,
             self.rows()
                 .filter_map(|(host, check_in, _)| Some((host, "", gauge(check_in.last_update?)))),
         )?;
         writer.family(
-            "koji_host_info",
-            "Koji host metadata: arches and channels.",
+            INFO,
             self.rows()
                 .map(|(host, _, _)| (host, host.info_labels.as_str(), Value::One)),
         )?;
         const STATE_LABELS: [&str; 2] = [",state=\"open\"", ",state=\"assigned\""];
         writer.family(
-            "koji_host_tasks",
-            "Active tasks on the host by state (open, assigned).",
+            TASKS,
             self.rows().flat_map(|(host, _, tasks)| {
                 STATE_LABELS
                     .into_iter()
@@ -210,8 +229,7 @@ impl<'a> ChunkWriter<'a> {
     /// prometheus-client leaves out an empty family.
     fn family<'h>(
         &mut self,
-        name: &str,
-        help: &str,
+        (name, help): Family,
         samples: impl Iterator<Item = (&'h KnownHost, MoreLabels<'h>, Value)>,
     ) -> std::fmt::Result {
         let mut samples = samples.peekable();
@@ -358,28 +376,13 @@ mod tests {
         let labels = |host: &Host| HostLabels {
             host: host.name.clone(),
         };
-        let mut capacity = Gauges::new(
-            "koji_host_capacity",
-            "Task weight the Koji scheduler may assign to the host at once.",
-        );
-        let mut task_load = Gauges::new(
-            "koji_host_task_load",
-            "Weight of the tasks the host reported running at its last check-in.",
-        );
-        let mut ready = Gauges::new(
-            "koji_host_ready",
-            "Whether the host reported itself ready for tasks (0 when, e.g., short of disk space).",
-        );
-        let mut enabled = Gauges::new("koji_host_enabled", "Whether the host is enabled in Koji.");
-        let mut last_update = Gauges::new(
-            "koji_host_last_update_timestamp_seconds",
-            "When the host last checked in with the hub (host.update_time, Koji 1.33+).",
-        );
-        let mut info = Infos::new("koji_host_info", "Koji host metadata: arches and channels.");
-        let mut host_tasks = Gauges::new(
-            "koji_host_tasks",
-            "Active tasks on the host by state (open, assigned).",
-        );
+        let mut capacity = Gauges::new(CAPACITY.0, CAPACITY.1);
+        let mut task_load = Gauges::new(TASK_LOAD.0, TASK_LOAD.1);
+        let mut ready = Gauges::new(READY.0, READY.1);
+        let mut enabled = Gauges::new(ENABLED.0, ENABLED.1);
+        let mut last_update = Gauges::new(LAST_UPDATE.0, LAST_UPDATE.1);
+        let mut info = Infos::new(INFO.0, INFO.1);
+        let mut host_tasks = Gauges::new(TASKS.0, TASKS.1);
         for (host, counts) in sorted {
             capacity.push(labels(host), host.capacity);
             task_load.push(labels(host), host.task_load);
