@@ -161,35 +161,37 @@ impl ConfigSnapshot {
     }
 
     /// Hosts read whole (Koji before 1.16) as a snapshot and their check-ins, in its order.
-    pub fn from_hosts(hosts: Vec<Host>) -> (ConfigSnapshot, CheckIns) {
-        let mut hosts = hosts;
-        hosts.sort_by(|a, b| a.name.cmp(&b.name));
-        let check_ins = hosts
-            .iter()
+    pub fn from_hosts(mut hosts: Vec<Host>) -> (ConfigSnapshot, CheckIns) {
+        hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let (configured, check_ins) = hosts
+            .into_iter()
             .map(|host| {
-                Some(CheckIn {
+                let check_in = CheckIn {
                     task_load: host.task_load,
                     ready: host.ready,
                     last_update: host.last_update,
-                })
+                };
+                let configured = ConfiguredHost {
+                    id: host.id,
+                    name: host.name,
+                    arches: host.arches,
+                    capacity: host.capacity,
+                    enabled: host.enabled,
+                    channels: host.channels,
+                };
+                (configured, Some(check_in))
             })
-            .collect();
-        let configured = hosts
-            .into_iter()
-            .map(|host| ConfiguredHost {
-                id: host.id,
-                name: host.name,
-                arches: host.arches,
-                capacity: host.capacity,
-                enabled: host.enabled,
-                channels: host.channels,
-            })
-            .collect();
-        (ConfigSnapshot::ordered(configured), check_ins)
+            .unzip();
+        (ConfigSnapshot::indexed(configured), check_ins)
     }
 
     fn ordered(mut hosts: Vec<ConfiguredHost>) -> ConfigSnapshot {
         hosts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        ConfigSnapshot::indexed(hosts)
+    }
+
+    /// Indexes hosts already ordered by name.
+    fn indexed(hosts: Vec<ConfiguredHost>) -> ConfigSnapshot {
         let position_by_id = hosts
             .iter()
             .enumerate()
