@@ -133,4 +133,29 @@ impl HubClient {
         }
         result
     }
+
+    /// Runs `sql` (no parameters) as a cached prepared statement and hands each row to
+    /// `each` as it arrives, so a large answer is never held as rows all at once.
+    pub async fn for_each_row(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(Row),
+    ) -> Result<(), tokio_postgres::Error> {
+        use futures::TryStreamExt;
+        let result = async {
+            let statement = self.object.prepare_cached(sql).await?;
+            let no_params: [&(dyn ToSql + Sync); 0] = [];
+            let rows = self.object.query_raw(&statement, no_params).await?;
+            let mut rows = std::pin::pin!(rows);
+            while let Some(row) = rows.try_next().await? {
+                each(row);
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            self.object.statement_cache.clear();
+        }
+        result
+    }
 }

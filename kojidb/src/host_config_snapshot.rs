@@ -220,30 +220,25 @@ impl ConfigSnapshot {
     }
 }
 
-/// The rows of [`check_ins_query`] lined up with `count` known hosts, `known` answering a
-/// host id's position and name: `None` where a host did not appear. A row of a host that
-/// is not known (no active configuration) is left out, as Koji's own join does. Answers
-/// `Err` with the host's id when a row's name differs from the known one (a rename in
-/// the database: read the configuration again).
-pub fn line_up<'n>(
-    check_in_rows: &[Row],
-    count: usize,
+/// One row of [`check_ins_query`] placed among known hosts, `known` answering a host id's
+/// position and name: `Ok(None)` for a host that is not known (no active configuration;
+/// left out, as Koji's own join does), `Err` with the host's id when its name differs
+/// from the known one (a rename in the database: read the configuration again).
+pub fn place_check_in<'n>(
+    row: &Row,
     known: impl Fn(i32) -> Option<(usize, &'n str)>,
-) -> Result<CheckIns, i32> {
-    let mut check_ins = vec![None; count];
-    for row in check_in_rows {
-        let id: i32 = row.get(0);
-        let Some((position, name)) = known(id) else {
-            continue;
-        };
-        if row.get::<_, &str>(1) != name {
-            return Err(id);
-        }
-        check_ins[position] = Some(CheckIn {
-            task_load: row.get(2),
-            ready: row.get(3),
-            last_update: row.get(4),
-        });
+) -> Result<Option<(usize, CheckIn)>, i32> {
+    let id: i32 = row.get(0);
+    let Some((position, name)) = known(id) else {
+        return Ok(None);
+    };
+    if row.get::<_, &str>(1) != name {
+        return Err(id);
     }
-    Ok(check_ins)
+    let check_in = CheckIn {
+        task_load: row.get(2),
+        ready: row.get(3),
+        last_update: row.get(4),
+    };
+    Ok(Some((position, check_in)))
 }

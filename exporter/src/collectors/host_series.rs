@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use koji_db::host_config_snapshot::{line_up, CheckIn, CheckIns, ConfigSnapshot};
+use koji_db::host_config_snapshot::{place_check_in, CheckIn, CheckIns, ConfigSnapshot};
 use tokio_postgres::Row;
 
 use crate::exposition::{Format, WritesText};
@@ -113,10 +113,9 @@ impl KnownHosts {
         self.position_by_id.get(&id).copied()
     }
 
-    /// The rows of the check-in query lined up with these hosts; `Err` with the id of a
-    /// host whose name differs (see [`line_up`]).
-    pub fn line_up(&self, check_in_rows: &[Row]) -> Result<CheckIns, i32> {
-        line_up(check_in_rows, self.hosts.len(), |id| {
+    /// One check-in row's host position and check-in (see [`place_check_in`]).
+    pub fn place(&self, row: &Row) -> Result<Option<(usize, CheckIn)>, i32> {
+        place_check_in(row, |id| {
             let position = self.position(id)?;
             Some((position, self.hosts[position].name.as_str()))
         })

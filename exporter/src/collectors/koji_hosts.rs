@@ -41,26 +41,30 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
             let (snapshot, check_ins) = ConfigSnapshot::from_hosts(hosts);
             return Ok((Arc::new(KnownHosts::new(snapshot)), check_ins, task_rows));
         };
-        // Pipelined on the one connection, in this order: the mark is read before the
-        // check-ins and the configuration, so a change after it moves the next mark.
-        let (mark_rows, check_in_rows, task_rows) = tokio::try_join!(
-            client.query(EVENT_MARK, &[]),
-            client.query(check_ins, &[]),
-            client.query(HOST_TASKS, &[]),
-        )?;
+        // The mark first (pipelined with the tasks), then the configuration if events
+        // moved, then the check-ins: a change after the mark moves the next mark.
+        let (mark_rows, task_rows) =
+            tokio::try_join!(client.query(EVENT_MARK, &[]), client.query(HOST_TASKS, &[]),)?;
         let mark = EventMark::from_row(
             mark_rows
                 .first()
                 .ok_or(CollectError::NoRow("the event query"))?,
         );
-        let kept = cache
-            .get(mark)
-            .and_then(|known| Some((known.line_up(&check_in_rows).ok()?, known)));
-        let (check_ins, known) = match kept {
-            Some(kept) => kept,
-            // Events moved, or a host's name differs from the kept one (renamed in the
-            // database, without an event).
-            None => read_configuration(&client, mark, cache, &check_in_rows).await?,
+        let known = match cache.get(mark) {
+            Some(known) => known,
+            None => read_configuration(&client, mark, cache).await?,
+        };
+        let (known, check_ins) = match read_check_ins(&client, check_ins, &known).await? {
+            Ok(check_ins) => (known, check_ins),
+            // A host's name differs from the kept one (renamed in the database, without
+            // an event): read the configuration again, then the check-ins.
+            Err(_) => {
+                let known = read_configuration(&client, mark, cache).await?;
+                let check_ins = read_check_ins(&client, check_ins, &known)
+                    .await?
+                    .map_err(CollectError::HostRenamed)?;
+                (known, check_ins)
+            }
         };
         Ok::<_, CollectError>((known, check_ins, task_rows))
     };
@@ -76,22 +80,40 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
     })
 }
 
-/// Reads the configuration, keeps it at `mark` and lines the check-ins up with it.
+/// Reads the configuration and keeps it at `mark`.
 async fn read_configuration(
     client: &HubClient,
     mark: EventMark,
     cache: &super::host_config_cache::HostConfigCache,
-    check_in_rows: &[Row],
-) -> Result<(CheckIns, Arc<KnownHosts>), CollectError> {
+) -> Result<Arc<KnownHosts>, CollectError> {
     let (config_rows, channel_rows) = tokio::try_join!(
         client.query(ACTIVE_CONFIGS, &[]),
         client.query(CHANNEL_NAMES, &[]),
     )?;
-    let known = KnownHosts::new(ConfigSnapshot::from_rows(&config_rows, &channel_rows));
-    let check_ins = known
-        .line_up(check_in_rows)
-        .map_err(CollectError::HostRenamed)?;
-    Ok((check_ins, cache.keep(mark, known)))
+    let snapshot = ConfigSnapshot::from_rows(&config_rows, &channel_rows);
+    Ok(cache.keep(mark, KnownHosts::new(snapshot)))
+}
+
+/// Every host's check-in placed among `known` as its row arrives (2,000 rows at a large
+/// hub are never held at once); `Err` with the id of a host whose name differs.
+async fn read_check_ins(
+    client: &HubClient,
+    query: &str,
+    known: &KnownHosts,
+) -> Result<Result<CheckIns, i32>, CollectError> {
+    let mut check_ins = vec![None; known.len()];
+    let mut renamed = None;
+    client
+        .for_each_row(query, |row| match known.place(&row) {
+            Ok(Some((position, check_in))) => check_ins[position] = Some(check_in),
+            Ok(None) => {}
+            Err(id) => renamed = renamed.or(Some(id)),
+        })
+        .await?;
+    Ok(match renamed {
+        Some(id) => Err(id),
+        None => Ok(check_ins),
+    })
 }
 
 /// The rows of [`HOST_TASKS`] per host position, in [`HOST_TASK_STATES`] order.
