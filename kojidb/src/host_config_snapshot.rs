@@ -203,16 +203,6 @@ impl ConfigSnapshot {
         }
     }
 
-    /// Where host `id` is in [`Self::hosts`].
-    pub fn position(&self, id: i32) -> Option<usize> {
-        self.position_by_id.get(&id).copied()
-    }
-
-    /// The configured hosts, ordered by name.
-    pub fn hosts(&self) -> &[ConfiguredHost] {
-        &self.hosts
-    }
-
     /// The hosts, ordered by name, and each host id's position among them, for a reader
     /// that keeps its own form of them.
     pub fn into_parts(self) -> (Vec<ConfiguredHost>, HashMap<i32, usize>) {
