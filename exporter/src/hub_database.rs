@@ -3,8 +3,10 @@
 //!
 //! Every connection is read-only, names itself `koji-exporter` in `pg_stat_activity`, and
 //! carries a server-side `statement_timeout`, so a query the scrape gave up on does not
-//! keep running. A pooled connection is verified before reuse, which is how the pool
-//! notices a restarted server and reconnects without the exporter restarting.
+//! keep running, and a `lock_timeout`, so a statement waiting for a lock does not hold the
+//! others of its scrape queued behind it on the same connection. A pooled connection is
+//! verified before reuse, which is how the pool notices a restarted server and reconnects
+//! without the exporter restarting.
 
 use std::time::Duration;
 
@@ -56,6 +58,11 @@ impl HubDatabase {
         let url = config.database_url();
         let connect_timeout = config.database.connect_timeout;
         let statement_timeout = config.web.scrape_timeout.as_millis();
+        // A scrape's collectors share one connection (see `CollectContext::hub_client`): a
+        // statement waiting for a lock held by DDL or `VACUUM FULL` gives up after a quarter
+        // of the scrape, at most a second (Prometheus may shorten the scrape below the
+        // configured one), so the statements queued behind it still answer in time.
+        let lock_timeout = (statement_timeout / 4).clamp(1, 1000);
         let pool = build_pool(&PoolSettings {
             url: &url,
             url_source,
@@ -63,7 +70,8 @@ impl HubDatabase {
             password_key: "database.password_file",
             application_name: "koji-exporter",
             options: Some(format!(
-                "-c default_transaction_read_only=on -c statement_timeout={statement_timeout}"
+                "-c default_transaction_read_only=on -c statement_timeout={statement_timeout} \
+                 -c lock_timeout={lock_timeout}"
             )),
             connect_timeout,
             recycle_timeout: connect_timeout.min(Duration::from_secs(1)),

@@ -110,6 +110,7 @@ impl Scraper {
         let context = CollectContext {
             config: self.config.clone(),
             hub: self.hub.clone(),
+            hub_client: Arc::default(),
             deadline: started + timeout,
             state: self.state.clone(),
             mounts: Arc::default(),

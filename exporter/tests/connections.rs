@@ -149,3 +149,53 @@ async fn connections_by_user_and_state_with_ages_and_stale_counts() {
         .await
         .unwrap();
 }
+
+/// The hub collectors of one scrape share one connection (their statements pipelined on it),
+/// so a scrape takes one of the hub's connection slots and two scrapes at once (two
+/// Prometheus replicas) take two, however many collectors read the database.
+#[tokio::test]
+async fn a_scrape_holds_one_hub_connection() {
+    let db = TestDb::koji("one_connection", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    let scraper = hub_scraper(config_for(&db.url, Duration::from_secs(5)));
+    let exporter_connections = || async {
+        let rows = db
+            .client
+            .query(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = $1 AND application_name = 'koji-exporter'",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        rows[0].get::<_, i64>(0)
+    };
+
+    let (_, samples) = scrape(&scraper).await;
+    for collector in ["koji_db", "koji_hosts", "koji_tasks", "pg_stat_activity"] {
+        assert_eq!(
+            value(
+                &samples,
+                "koji_exporter_collector_success",
+                &[("collector", collector)]
+            ),
+            1.0,
+            "{collector}"
+        );
+    }
+    assert_eq!(exporter_connections().await, 1);
+
+    let (first, second) = tokio::join!(scrape(&scraper), scrape(&scraper));
+    for (_, samples) in [first, second] {
+        assert_eq!(
+            value(
+                &samples,
+                "koji_exporter_collector_success",
+                &[("collector", "koji_hosts")]
+            ),
+            1.0
+        );
+    }
+    assert_eq!(exporter_connections().await, 2);
+}

@@ -98,6 +98,47 @@ async fn statement_slower_than_the_scrape_timeout() {
     );
 }
 
+/// The hub collectors share one connection: a statement waiting for a lock (a Koji
+/// upgrade's DDL, `VACUUM FULL task`) gives up after `lock_timeout` instead of holding the
+/// statements queued behind it, so the collectors reading other tables, and `koji_db_up`,
+/// are still answered in time.
+#[tokio::test]
+async fn a_locked_table_costs_only_the_collectors_reading_it() {
+    let db = TestDb::koji("locked_task", KojiVersion::V1_33)
+        .await
+        .unwrap();
+    add_host(&db.client, KojiVersion::V1_33, &HostSpec::new("buildvm-01"))
+        .await
+        .unwrap();
+    let scraper = hub_scraper(config_for(&db.url, Duration::from_secs(2)));
+
+    let locker = connect(&db.url).await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE task IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (_, samples) = scrape(&scraper).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "scrape took {elapsed:?}: the lock wait outlived lock_timeout"
+    );
+    assert_eq!(success(&samples, "koji_tasks"), 0.0);
+    assert_eq!(success(&samples, "koji_hosts"), 0.0);
+    assert_eq!(success(&samples, "pg_stat_activity"), 1.0);
+    assert_eq!(success(&samples, "koji_db"), 1.0);
+    assert_eq!(value(&samples, "koji_db_up", &[]), 1.0);
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "koji_db_server_start_time_seconds"));
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let (text, samples) = scrape(&scraper).await;
+    assert_eq!(success(&samples, "koji_tasks"), 1.0, "{text}");
+    assert_eq!(success(&samples, "koji_hosts"), 1.0, "{text}");
+}
+
 /// The database restarts under a running exporter: down while it is away, whole again on
 /// the first scrape after it returns, without restarting the exporter.
 #[tokio::test]

@@ -33,14 +33,11 @@ pub async fn collect(context: &CollectContext) -> Result<Families, CollectError>
     let remaining = context.remaining();
     let budget = remaining - (remaining / 10).min(std::time::Duration::from_millis(250));
     let probe = async {
-        let client = hub.client().await?;
-        let layout = hub.detect_layout(&client).await?;
-        let rows = client
-            .query(SERVER_STARTED, &[])
-            .await
-            .map_err(crate::hub_database::HubDatabaseError::from)?;
+        let client = context.hub_client().await?;
+        let layout = hub.detect_layout(client).await?;
+        let rows = client.query(SERVER_STARTED, &[]).await?;
         let started: Option<f64> = rows.first().map(|row| row.get(0));
-        Ok::<_, crate::hub_database::HubDatabaseError>((layout, started))
+        Ok::<_, CollectError>((layout, started))
     };
     let outcome = tokio::time::timeout(budget, probe).await;
     let mut families = Families::new();

@@ -25,8 +25,8 @@ SELECT host_id, state, count(*)::float8 AS tasks
 /// configuration only when Koji's events moved.
 pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectError> {
     let hub = context.hub()?;
-    let client = hub.client().await?;
-    let layout = hub.layout(&client).await?;
+    let client = context.hub_client().await?;
+    let layout = hub.layout(client).await?;
     let cache = &context.state.host_config;
     let queries = ::koji_db::host_queries(layout);
     let read = async {
@@ -52,15 +52,15 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
         );
         let known = match cache.get(mark) {
             Some(known) => known,
-            None => read_configuration(&client, mark, cache).await?,
+            None => read_configuration(client, mark, cache).await?,
         };
-        let (known, check_ins) = match read_check_ins(&client, check_ins, &known).await? {
+        let (known, check_ins) = match read_check_ins(client, check_ins, &known).await? {
             Ok(check_ins) => (known, check_ins),
             // A host's name differs from the kept one (renamed in the database, without
             // an event): read the configuration again, then the check-ins.
             Err(_) => {
-                let known = read_configuration(&client, mark, cache).await?;
-                let check_ins = read_check_ins(&client, check_ins, &known)
+                let known = read_configuration(client, mark, cache).await?;
+                let check_ins = read_check_ins(client, check_ins, &known)
                     .await?
                     .map_err(CollectError::HostRenamed)?;
                 (known, check_ins)

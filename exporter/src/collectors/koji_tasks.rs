@@ -41,7 +41,7 @@ const ACTIVE_STATES: [(i32, &str); 3] = [(0, "free"), (1, "open"), (4, "assigned
 
 /// Reads the active task queue.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
-    let client = context.hub()?.client().await?;
+    let client = context.hub_client().await?;
     let (channels, active) =
         tokio::try_join!(client.query(CHANNELS, &[]), client.query(ACTIVE_TASKS, &[]))?;
     let lookup = |channel_id: i32, state: i32| {

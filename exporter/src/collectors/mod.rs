@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use crate::builddir_scanner::ScanResults;
 use crate::config::Config;
 use crate::exposition::WritesText;
-use crate::hub_database::HubDatabase;
+use crate::hub_database::{HubClient, HubDatabase};
 use crate::metric_families::Families;
 use crate::mounts::{parse_mountinfo, Mount};
 use crate::statfs_probe::StatfsProbe;
@@ -81,6 +81,9 @@ pub struct CollectContext {
     pub config: Arc<Config>,
     /// The hub database pool.
     pub hub: Option<HubDatabase>,
+    /// The one hub connection this scrape's collectors share, taken from the pool by
+    /// whichever asks first (see [`CollectContext::hub_client`]).
+    pub hub_client: Arc<tokio::sync::OnceCell<HubClient>>,
     /// When the scrape gives up on every collector.
     pub deadline: Instant,
     /// What collectors remember between scrapes.
@@ -110,6 +113,20 @@ impl CollectContext {
     /// The hub database, or the error saying it is not configured.
     pub fn hub(&self) -> Result<&HubDatabase, CollectError> {
         self.hub.as_ref().ok_or(CollectError::NoDatabase)
+    }
+
+    /// The hub connection of this scrape. The hub collectors share one connection and
+    /// issue their statements on it concurrently: PostgreSQL runs them one after another
+    /// on one backend (pipelined, no round trip waits between them) instead of on four
+    /// backends competing for the database host's cores, and a scrape holds one of the
+    /// hub's connection slots, not four.
+    pub async fn hub_client(&self) -> Result<&HubClient, CollectError> {
+        let hub = self.hub()?;
+        let client = self
+            .hub_client
+            .get_or_try_init(|| async { hub.client().await })
+            .await?;
+        Ok(client)
     }
 
     /// The mount table as of this scrape.

@@ -91,7 +91,7 @@ struct Ages {
 
 /// Reads connections and slots.
 pub async fn collect(context: &CollectContext) -> Result<Families, CollectError> {
-    let client = context.hub()?.client().await?;
+    let client = context.hub_client().await?;
     let threshold = context.config.database.stale_connection_age.as_secs_f64();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&threshold];
     let (rows, slots) = tokio::try_join!(
