@@ -17,7 +17,7 @@ use crate::config::Config;
 pub use crate::exposition::Format;
 use crate::exposition::{Exposition, ExpositionWriter, Part};
 use crate::hub_database::HubDatabase;
-use crate::metric_families::{Gauges, Infos};
+use crate::metric_families::{Counters, Gauges, Infos, NoLabels};
 use koji_config::error_chain::error_chain;
 
 /// Label set of the per-collector self metrics.
@@ -161,6 +161,16 @@ impl Scraper {
         let mut registry = Registry::default();
         registry.register_collector(success.boxed());
         registry.register_collector(duration.boxed());
+        if self.collectors.contains(&CollectorId::KojiHosts) {
+            registry.register_collector(
+                Counters::<NoLabels>::new(
+                    "koji_exporter_host_config_reads_total",
+                    "Times koji_hosts read the hosts' configuration (Koji's host tables changed, a snapshot aged out or a query failed) instead of reusing it.",
+                )
+                .with([], self.state.host_config.reads() as f64)
+                .boxed(),
+            );
+        }
         registry.register_collector(
             Infos::new("koji_exporter_build_info", "koji-exporter's version.")
                 .with(BuildLabels {

@@ -2,7 +2,8 @@
 //! a change: against Koji's real hub (`../shared/koji-hub`), capacity, arches, channels
 //! and enabled changed through the hub's own calls (`koji edit-host`, `add-host-to-channel`,
 //! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so do a
-//! channel's new name and a builder's check-in (neither makes an event). Two cases the hub
+//! channel's new name and a builder's check-in (neither makes an event), while Koji's
+//! other changes (new tags) leave the kept configuration in use. Two cases the hub
 //! cannot be made to show are played in SQL (stand-ins, said so below): a change whose
 //! event id was taken before a later event committed, committing after it; and a host
 //! renamed by an administrator's SQL.
@@ -35,6 +36,15 @@ fn info_label(samples: &[Sample], label: &str) -> String {
         .unwrap_or_else(|| panic!("no koji_host_info for {HOST}"))
 }
 
+/// `koji_exporter_host_config_reads_total`.
+fn config_reads(samples: &[Sample]) -> f64 {
+    samples
+        .iter()
+        .find(|s| s.name == "koji_exporter_host_config_reads_total")
+        .map(|s| s.value)
+        .expect("koji_exporter_host_config_reads_total")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_koji_change_shows_in_the_very_next_scrape() {
     let db = TestDb::empty("host_cache").await.unwrap();
@@ -63,9 +73,20 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     assert_eq!(host_value(&samples, "koji_host_capacity"), Some(2.0));
     assert_eq!(host_value(&samples, "koji_host_enabled"), Some(1.0));
     assert_eq!(info_label(&samples, "channels"), "default");
-    // A scrape with nothing changed reuses the configuration (same values).
+    // A scrape with nothing changed reuses the configuration (same values, no read).
+    let read_so_far = config_reads(&samples);
     let (_, again) = scrape(&scraper).await;
     assert_eq!(host_value(&again, "koji_host_capacity"), Some(2.0));
+    assert_eq!(config_reads(&again), read_so_far);
+    // Nor do Koji's other changes (a busy hub takes an event for every tagging): the
+    // configuration is kept until the host tables themselves change.
+    hub.koji_admin(&["add-tag", "f45-build"]).await.unwrap();
+    hub.koji_admin(&["add-tag", "f45-updates-candidate"])
+        .await
+        .unwrap();
+    let (_, again) = scrape(&scraper).await;
+    assert_eq!(host_value(&again, "koji_host_capacity"), Some(2.0));
+    assert_eq!(config_reads(&again), read_so_far, "events alone moved");
 
     hub.koji_admin(&[
         "edit-host",
@@ -80,6 +101,7 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(host_value(&samples, "koji_host_capacity"), Some(6.0));
     assert_eq!(info_label(&samples, "arches"), "x86_64 i686");
+    assert_eq!(config_reads(&samples), read_so_far + 1.0);
 
     hub.koji_admin(&["add-host-to-channel", HOST, "secure-boot"])
         .await
@@ -99,6 +121,17 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
         .unwrap();
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(info_label(&samples, "channels"), "signing");
+
+    // Leaving one channel and joining another between two scrapes: as many memberships
+    // as before, a newer one among them.
+    hub.koji_admin(&["remove-host-from-channel", HOST, "signing"])
+        .await
+        .unwrap();
+    hub.koji_admin(&["add-host-to-channel", HOST, "default"])
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(info_label(&samples, "channels"), "default");
 
     hub.koji_admin(&["disable-host", HOST]).await.unwrap();
     let (_, samples) = scrape(&scraper).await;

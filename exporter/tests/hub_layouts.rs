@@ -274,7 +274,8 @@ async fn a_koji_upgrade_under_a_running_exporter_is_followed() {
         6.0
     );
 
-    // The essence of Koji's 1.15 to 1.16 schema upgrade.
+    // The essence of Koji's 1.15 to 1.16 schema upgrade (its schema-upgrade-1.15-1.16.sql):
+    // `host_config` split from `host`, and versions for `host_channels`.
     db.client
         .batch_execute(
             "CREATE TABLE host_config (
@@ -294,7 +295,13 @@ async fn a_koji_upgrade_under_a_running_exporter_is_followed() {
                  SELECT id, arches, capacity, enabled, 1 FROM host;
              ALTER TABLE host DROP COLUMN arches, DROP COLUMN capacity,
                  DROP COLUMN description, DROP COLUMN comment, DROP COLUMN enabled;
-             ALTER TABLE host_channels ADD COLUMN active BOOLEAN DEFAULT 'true' CHECK (active);",
+             ALTER TABLE host_channels
+                 ADD COLUMN create_event INTEGER NOT NULL REFERENCES events(id) DEFAULT get_event(),
+                 ADD COLUMN revoke_event INTEGER REFERENCES events(id),
+                 ADD COLUMN creator_id INTEGER NOT NULL REFERENCES users(id) DEFAULT 1,
+                 ADD COLUMN revoker_id INTEGER REFERENCES users(id),
+                 ADD COLUMN active BOOLEAN DEFAULT 'true' CHECK (active);
+             ALTER TABLE host_channels ADD PRIMARY KEY (create_event, host_id, channel_id);",
         )
         .await
         .unwrap();

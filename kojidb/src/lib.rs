@@ -6,7 +6,7 @@
 //!
 //! - [`capacity`]: read and change a host's capacity as Koji's `editHost` does.
 //! - [`host_enabled`]: take a host out of service and back as `disableHost`/`enableHost` do.
-//! - [`host_config_snapshot`]: a host's configuration kept until Koji's events move.
+//! - [`host_config_snapshot`]: a host's configuration kept until Koji's host tables change.
 //! - [`host_config_rows`]: one versioned change of a host's configuration, as the hub makes it.
 //! - [`layout`]: detect the schema layout of a connected database.
 //! - [`hosts`]: read every builder with its capacity, load, readiness and channels.

@@ -1,11 +1,12 @@
 //! `koji_hosts`: every builder's capacity, load, readiness, last check-in, channels, and the
 //! tasks it runs, in whichever schema layout the hub has. From Koji 1.16 the configuration
-//! part is read again only when Koji's events moved (see [`super::host_config_cache`]).
+//! part is read again only when Koji's host tables changed (see [`super::host_config_cache`]).
 
 use std::sync::Arc;
 
 use koji_db::host_config_snapshot::{
-    check_ins_query, CheckIns, ConfigSnapshot, EventMark, ACTIVE_CONFIGS, CHANNEL_NAMES, EVENT_MARK,
+    check_ins_query, CheckIns, ConfigMark, ConfigSnapshot, ACTIVE_CONFIGS, CHANNEL_NAMES,
+    CONFIG_MARK,
 };
 use tokio_postgres::Row;
 
@@ -22,7 +23,7 @@ SELECT host_id, state, count(*)::float8 AS tasks
  GROUP BY host_id, state";
 
 /// Reads hosts and their tasks: from 1.16, the check-ins every scrape and the
-/// configuration only when Koji's events moved.
+/// configuration only when Koji's host tables changed.
 pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectError> {
     let hub = context.hub()?;
     let client = context.hub_client().await?;
@@ -41,14 +42,16 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
             let (snapshot, check_ins) = ConfigSnapshot::from_hosts(hosts);
             return Ok((Arc::new(KnownHosts::new(snapshot)), check_ins, task_rows));
         };
-        // The mark first (pipelined with the tasks), then the configuration if events
+        // The mark first (pipelined with the tasks), then the configuration if the mark
         // moved, then the check-ins: a change after the mark moves the next mark.
-        let (mark_rows, task_rows) =
-            tokio::try_join!(client.query(EVENT_MARK, &[]), client.query(HOST_TASKS, &[]),)?;
-        let mark = EventMark::from_row(
+        let (mark_rows, task_rows) = tokio::try_join!(
+            client.query(CONFIG_MARK, &[]),
+            client.query(HOST_TASKS, &[]),
+        )?;
+        let mark = ConfigMark::from_row(
             mark_rows
                 .first()
-                .ok_or(CollectError::NoRow("the event query"))?,
+                .ok_or(CollectError::NoRow("the configuration mark query"))?,
         );
         let known = match cache.get(mark) {
             Some(known) => known,
@@ -83,7 +86,7 @@ pub async fn collect(context: &CollectContext) -> Result<HostSeries, CollectErro
 /// Reads the configuration and keeps it at `mark`.
 async fn read_configuration(
     client: &HubClient,
-    mark: EventMark,
+    mark: ConfigMark,
     cache: &super::host_config_cache::HostConfigCache,
 ) -> Result<Arc<KnownHosts>, CollectError> {
     let (config_rows, channel_rows) = tokio::try_join!(

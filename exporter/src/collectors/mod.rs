@@ -105,7 +105,7 @@ pub struct CollectorState {
     pub builddirs: ScanResults,
     /// The Koji host name of this machine, looked up once.
     pub builder_name: tokio::sync::OnceCell<String>,
-    /// The hub's host configuration, kept until Koji's events move.
+    /// The hub's host configuration, kept until Koji's host tables change.
     pub host_config: host_config_cache::HostConfigCache,
 }
 
