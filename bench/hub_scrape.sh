@@ -7,11 +7,14 @@
 # Both are scraped as Prometheus scrapes (its Accept header, Accept-Encoding: gzip), and
 # the database time each scrape costs is read from pg_stat_statements.
 #
-# Usage: bench/hub_scrape.sh [small|large|all|scaling]   (default all)
+# Usage: bench/hub_scrape.sh [small|large|all|scaling|busy]   (default all)
 #   scaling: 500, 1,000, 2,000 and 4,000 hosts with 100k finished tasks (with `large`,
 #   2,000 hosts at 5M, cost in finished tasks and in hosts).
+#   busy: 2,000 hosts, 100k finished tasks, while Koji takes 500 events a second that
+#   touch no host (a busy hub's tagging), so events move between any two scrapes.
 # Env:   SCRAPES (default 1000) timed scrapes per exporter and scale; FLOOR_SCRAPES
-#        (default 200) per hub collector run alone, for the database-time floor.
+#        (default 200) per hub collector run alone, for the database-time floor;
+#        EVENTS_PER_SECOND (default 0, busy 500) events Koji takes during the timed scrapes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -115,19 +118,37 @@ run_scale() {
     # db_ms [scrapes]: statement time per scrape over the last `scrapes` (+5 warm-ups).
     db_ms() {
         psql_admin -d "$db" -c "SELECT round((sum(total_exec_time) / (${1:-$SCRAPES} + 5))::numeric, 2)
-                         FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'"
+                         FROM pg_stat_statements WHERE dbid = $dbid AND $ours_only"
     }
+    # The event writer's statements are not the exporters'.
+    local ours_only="query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%get_event%'
+                     AND query NOT LIKE 'INSERT INTO events%'"
+    local events=${EVENTS_PER_SECOND:-0} writer=""
+    if [ "$events" -gt 0 ]; then
+        # pgbench at a fixed rate, one `get_event()` (a new event, as every tagging takes)
+        # per transaction, for as long as the timed scrapes last.
+        echo "SELECT get_event();" > "$WORK/event.sql"
+        "$PGBIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -f "$WORK/event.sql" \
+            -R "$events" -T 3600 "$db" >/dev/null 2>&1 &
+        writer=$!
+        PIDS+=("$writer")
+        echo "   Koji takes $events events a second (no host changes) during the timed scrapes"
+    fi
     local ours_result peer_result ours_db peer_db ours_queries
     psql_admin -d "$db" -c "SELECT pg_stat_statements_reset()" >/dev/null
     ours_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$OURS_PORT/metrics" --count "$SCRAPES")
     ours_db=$(db_ms)
     ours_queries=$(psql_admin -d "$db" -F ' | ' -c "SELECT calls, round(mean_exec_time::numeric, 3),
                           left(regexp_replace(query, '\s+', ' ', 'g'), 70)
-                     FROM pg_stat_statements WHERE dbid = $dbid AND query NOT LIKE '%pg_stat_statements%'
+                     FROM pg_stat_statements WHERE dbid = $dbid AND $ours_only
                     ORDER BY total_exec_time DESC LIMIT 8")
     psql_admin -d "$db" -c "SELECT pg_stat_statements_reset()" >/dev/null
     peer_result=$("$BIN/koji-fixture" time-scrapes --gzip --url "http://127.0.0.1:$PEER_PORT/metrics" --count "$SCRAPES")
     peer_db=$(db_ms)
+    if [ -n "$writer" ]; then
+        kill "$writer" 2>/dev/null || true
+        wait "$writer" 2>/dev/null || true
+    fi
     local ours_rss peer_rss ours_hwm peer_hwm
     ours_rss=$(rss_kib "$ours" VmRSS); ours_hwm=$(rss_kib "$ours" VmHWM)
     peer_rss=$(rss_kib "$peer" VmRSS); peer_hwm=$(rss_kib "$peer" VmHWM)
@@ -189,5 +210,6 @@ case "$WHICH" in
             run_scale "h$hosts" "$hosts" 500 100000 $((hosts * 3 / 2))
         done
         ;;
-    *) echo "usage: $0 [small|large|all|scaling]" >&2; exit 2 ;;
+    busy) EVENTS_PER_SECOND=${EVENTS_PER_SECOND:-500} run_scale busy 2000 500 100000 3000 ;;
+    *) echo "usage: $0 [small|large|all|scaling|busy]" >&2; exit 2 ;;
 esac
