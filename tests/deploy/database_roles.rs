@@ -179,7 +179,8 @@ params = { step = 1.0, floor = 2.0 }
             .body(body);
         async move { request.send().await.map(|r| r.status().as_u16()) }
     };
-    // The newest finished run of `action` with an id above `after`.
+    // The newest finished run of `action` with an id above `after` (a final state: an
+    // `applying` run has not finished).
     let finished_run = |action: &'static str, after: i64| {
         let client = client.clone();
         let url = format!("{base}/api/v1/journal");
@@ -190,7 +191,10 @@ params = { step = 1.0, floor = 2.0 }
                 .find(|r| {
                     r["action"] == action
                         && r["id"].as_i64().unwrap_or(0) > after
-                        && !matches!(r["state"].as_str(), Some("pending" | "running"))
+                        && !matches!(
+                            r["state"].as_str(),
+                            Some("pending" | "awaiting_approval" | "running" | "applying")
+                        )
                 })
                 .cloned()
         }
