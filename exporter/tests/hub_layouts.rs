@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use koji_testkit::populate::{add_host, add_task};
 use koji_testkit::{HostSpec, KojiVersion, TaskSpec, TaskState, TestDb};
-use support::{config_for, find, hub_scraper, scrape, value};
+use support::{assert_hub_collectors_succeeded, config_for, find, hub_scraper, scrape, value};
 
 /// A host name built to break naive encoders: quotes, backslashes, a newline, unicode.
 const HOSTILE_NAME: &str = "evil\"host\\name\nline-✓.example.org";
@@ -60,17 +60,7 @@ async fn check_layout(version: KojiVersion) {
     let scraper = hub_scraper(config_for(&db.url, Duration::from_secs(5)));
     let (text, samples) = scrape(&scraper).await;
 
-    for collector in ["koji_db", "koji_hosts", "koji_tasks", "pg_stat_activity"] {
-        assert_eq!(
-            value(
-                &samples,
-                "koji_exporter_collector_success",
-                &[("collector", collector)]
-            ),
-            1.0,
-            "{collector} failed:\n{text}"
-        );
-    }
+    assert_hub_collectors_succeeded(&samples, &text);
     assert_eq!(value(&samples, "koji_db_up", &[]), 1.0);
     let layout = if version.has_host_config() {
         "host_config"

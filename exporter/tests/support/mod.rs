@@ -113,6 +113,24 @@ pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     matching[0].value
 }
 
+/// The collectors that read the hub database.
+pub const HUB_COLLECTORS: [&str; 4] = ["koji_db", "koji_hosts", "koji_tasks", "pg_stat_activity"];
+
+/// Asserts that every hub collector succeeded in the scrape of `text`.
+pub fn assert_hub_collectors_succeeded(samples: &[Sample], text: &str) {
+    for collector in HUB_COLLECTORS {
+        assert_eq!(
+            value(
+                samples,
+                "koji_exporter_collector_success",
+                &[("collector", collector)]
+            ),
+            1.0,
+            "{collector} failed:\n{text}"
+        );
+    }
+}
+
 /// Every sample `name` whose labels include all of `labels`.
 pub fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
