@@ -6,26 +6,32 @@
 //! here instead of a day). Demand is high for the first 15 s: capacity goes 4 -> 3 and
 //! stays there, though the alert resolves at once; after demand has dropped and the host
 //! has been quiet, it steps back to 4 and stays. Two changes in all, where restoring at
-//! once would have lowered and raised it again and again while demand was high. The
-//! journal it wrote, replayed through the same runbook, says exactly what happened.
+//! once would have lowered and raised it again and again while demand was high. The hub
+//! is Koji's real hub (`../shared/koji-hub`): the host and the remediator's user are made
+//! through its calls, and `koji list-history` shows exactly the two changes, credited to
+//! that user. The journal it wrote, replayed through the same runbook, says exactly what
+//! happened.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use koji_e2e::{start_alertmanager, start_central_remediator, start_prometheus, wait_for, Central};
-use koji_testkit::populate::{add_host, ensure_remediator_user};
-use koji_testkit::{HostSpec, KojiVersion, TestDb};
+use koji_testkit::{KojiHub, TestDb};
 
 const WEBHOOK_TOKEN: &str = "settles-webhook-token-0123456789ab";
 const API_TOKEN: &str = "settles-api-token-9876543210abcdef";
 const HOST: &str = "buildvm-x86-01.example.org";
+const USER: &str = "koji-remediator";
 /// The fixture's CPUs (tests/fixtures/proc/stat).
 const CPUS: f64 = 4.0;
 const HIGH_DEMAND: Duration = Duration::from_secs(15);
 
-async fn capacity(hub: &TestDb) -> f64 {
-    hub.client
+/// The host's capacity, read from the hub's database (polled every 200 ms; the test
+/// checks what Koji itself says at the end).
+async fn capacity(hub_db: &TestDb) -> f64 {
+    hub_db
+        .client
         .query_one(
             "SELECT hc.capacity FROM host h JOIN host_config hc ON hc.host_id = h.id AND hc.active
               WHERE h.name = $1",
@@ -40,13 +46,14 @@ async fn capacity(hub: &TestDb) -> f64 {
 async fn lowered_capacity_holds_while_demand_is_high_then_steps_back_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let hub = TestDb::koji("settles_hub", KojiVersion::V1_33)
+    let hub_db = TestDb::empty("settles_hub").await.unwrap();
+    let hub = KojiHub::start(&hub_db, &[]).await.expect("Koji's hub");
+    hub.koji_admin(&["add-host", HOST, "x86_64"]).await.unwrap();
+    hub.koji_admin(&["edit-host", HOST, "--capacity", "4"])
         .await
         .unwrap();
-    ensure_remediator_user(&hub.client).await.unwrap();
-    let mut spec = HostSpec::new(HOST);
-    spec.capacity = 4.0;
-    add_host(&hub.client, KojiVersion::V1_33, &spec)
+    hub.koji_admin(&["add-user", USER]).await.unwrap();
+    hub.koji_admin(&["grant-permission", "host", USER])
         .await
         .unwrap();
     let journal = TestDb::empty("settles_journal").await.unwrap();
@@ -70,7 +77,7 @@ async fn lowered_capacity_holds_while_demand_is_high_then_steps_back_once() {
         webhook_token: WEBHOOK_TOKEN,
         api_token: API_TOKEN,
         journal_url: &journal.url,
-        hub_url: &hub.url,
+        hub_url: &hub_db.url,
     };
     let (remediator, remediator_port) = start_central_remediator(
         d,
@@ -125,7 +132,7 @@ params = { step = 1.0, floor = 2.0 }
         if started.elapsed() >= HIGH_DEMAND && high.swap(false, Ordering::Relaxed) {
             demand_dropped_at = Some(started.elapsed().as_secs_f64());
         }
-        let now = capacity(&hub).await;
+        let now = capacity(&hub_db).await;
         if timeline.last().map(|(_, c)| *c) != Some(now) {
             timeline.push((started.elapsed().as_secs_f64(), now));
         }
@@ -153,11 +160,22 @@ params = { step = 1.0, floor = 2.0 }
         "a settled capacity",
         Duration::from_secs(10),
         &all,
-        || async { (capacity(&hub).await == 4.0).then_some(()) },
+        || async { (capacity(&hub_db).await == 4.0).then_some(()) },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(capacity(&hub).await, 4.0);
+    assert_eq!(capacity(&hub_db).await, 4.0);
+    let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
+    assert!(info.contains("Capacity: 4.0"), "{info}");
+    assert_eq!(
+        hub.host_config_changes(HOST).await.unwrap(),
+        [
+            "admin: capacity: 2.0 -> 4.0".to_string(),
+            format!("{USER}: capacity: 4.0 -> 3.0"),
+            format!("{USER}: capacity: 3.0 -> 4.0"),
+        ],
+        "Koji's history: the administrator's setting, then exactly one lowering and one restore"
+    );
 
     // The journal this loop wrote (Alertmanager's repeats and resolutions, the restore's
     // quiet wait), replayed through the same runbook: exactly what happened.
