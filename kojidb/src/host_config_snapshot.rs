@@ -254,3 +254,16 @@ pub fn place_check_in<'n>(
     };
     Ok(Some((position, check_in)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CONFIG_MARK, EVENT_WINDOW};
+
+    /// The mark's two late-commit windows are [`EVENT_WINDOW`] ids wide (the SQL spells the
+    /// number out).
+    #[test]
+    fn both_late_commit_windows_are_the_event_window() {
+        let window = format!(") - {EVENT_WINDOW})");
+        assert_eq!(CONFIG_MARK.matches(&window).count(), 2, "{CONFIG_MARK}");
+    }
+}

@@ -1,8 +1,8 @@
 //! The hub's host configuration and channels kept between scrapes until Koji's host
-//! tables change (see `koji_db::host_config_snapshot`): most scrapes then read only the check-in
-//! part of each host. A snapshot is also dropped after [`MAX_AGE`], and whenever a query
-//! fails, so nothing outlives a change Koji made without an event (an administrator's
-//! direct SQL) by more than that.
+//! tables change (see `koji_db::host_config_snapshot`): most scrapes then read only the
+//! check-in part of each host. A snapshot is also dropped after [`MAX_AGE`], and whenever a
+//! query fails, so nothing outlives a change made outside Koji's versioning (an
+//! administrator's SQL updating a row in place) by more than that.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
