@@ -4,7 +4,8 @@
 //! (`host.closeTask`), says it stops (`host.updateHost(0.0, False)`, as kojid's shutdown
 //! does) and checks in again after the "reboot" (the agent's reboot command, a script
 //! that records the call). What the remediator did is read back with `koji hostinfo` and
-//! `koji list-history`.
+//! `koji list-history`. Under `policy = "approve"` on-call decides through the escalation
+//! API before anything touches the builder.
 
 mod support;
 
@@ -106,15 +107,29 @@ fn agent_config(d: &Path, hub: &KojiHub, go_up: &Path) -> PathBuf {
     )
 }
 
-fn central_config(d: &Path, db: &TestDb, journal: &TestDb, agent_port: u16, drain: &str) {
+/// The central remediator's configuration: the drain rule under `policy` (`approve` is
+/// README's example; on-call alice decides), forwarding to the builder's agent.
+fn central_config(
+    d: &Path,
+    db: &TestDb,
+    journal: &TestDb,
+    agent_port: u16,
+    drain: &str,
+    policy: &str,
+) {
     std::fs::write(d.join("forward.token"), FORWARD_TOKEN).unwrap();
+    std::fs::write(d.join("alice.token"), support::ALICE).unwrap();
     let rules = format!(
         r#"
+[[oncall]]
+name = "alice"
+token_file = "{dd}/alice.token"
+
 [[rule]]
 name = "first-oom-on-builder"
 alertname = "KojiBuilderFirstOOMToday"
 action = "drain_and_reboot"
-policy = "auto"
+policy = "{policy}"
 cooldown = "0s"
 params = {{ drain_timeout = "{drain}", down_timeout = "30s", silent_for = "30s", checkin_timeout = "30s", poll_interval = "200ms" }}
 
@@ -188,7 +203,7 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
     let reboots = agent_config(d, &hub, &go_up);
     let agent_port = free_port();
     let _agent = start(d, "agent", "agent.toml", agent_port);
-    central_config(d, &db, &journal, agent_port, "120s");
+    central_config(d, &db, &journal, agent_port, "120s", "auto");
     let task = open_task(&hub).await;
 
     let port = free_port();
@@ -303,7 +318,7 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
     let reboots = agent_config(d, &hub, &go_up);
     let agent_port = free_port();
     let _agent = start(d, "agent", "agent.toml", agent_port);
-    central_config(d, &db, &journal, agent_port, "3s");
+    central_config(d, &db, &journal, agent_port, "3s", "auto");
     let port = free_port();
     let _central = start(d, "central", "remediator.toml", port);
     let client = reqwest::Client::new();
@@ -369,6 +384,98 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
             format!("{USER}: enabled: True -> False"),
             "admin: capacity: 2.0 -> 3.0".to_string(),
         ]
+    );
+}
+
+/// The escalation awaiting on-call's decision, once planned.
+async fn planned_escalation(client: &reqwest::Client, port: u16) -> serde_json::Value {
+    wait_for("a planned escalation", 30, || async move {
+        let list: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/escalations"))
+            .bearer_auth(support::API_TOKEN)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        list.as_array()?
+            .iter()
+            .find(|e| e["state"] == "awaiting_approval" && e["plan"].is_string())
+            .cloned()
+    })
+    .await
+}
+
+/// On-call alice's `verb` (`approve` or `reject`) on escalation `id`: the HTTP status.
+async fn decide(client: &reqwest::Client, port: u16, id: i64, verb: &str) -> u16 {
+    client
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/escalations/{id}/{verb}"
+        ))
+        .bearer_auth(support::ALICE)
+        .body(r#"{"reason": "first OOM on this builder today"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Under `policy = "approve"` (README's example for a first OOM) nothing touches the
+/// builder before on-call decides: the plan waits while the host stays enabled and is not
+/// rebooted; a rejection ends it so; an approved one drains, reboots and enables it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
+    let db = TestDb::empty("drain_approve_hub").await.unwrap();
+    let hub = hub_with_builder(&db).await;
+    let journal = TestDb::empty("drain_approve_journal").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let go_up = d.join("go-up");
+    std::fs::write(&go_up, "").unwrap();
+    let reboots = agent_config(d, &hub, &go_up);
+    let agent_port = free_port();
+    let _agent = start(d, "agent", "agent.toml", agent_port);
+    central_config(d, &db, &journal, agent_port, "60s", "approve");
+    let port = free_port();
+    let _central = start(d, "central", "remediator.toml", port);
+    let client = reqwest::Client::new();
+
+    post(&client, port, &oom("0e0e0e0e0e0e0e0e")).await;
+    let first = planned_escalation(&client, port).await;
+    let plan = first["plan"].as_str().unwrap();
+    assert!(plan.contains(HOST), "{first}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(enabled(&hub).await, "yes", "nothing before on-call decides");
+    assert!(!reboots.exists(), "no reboot before on-call decides");
+    assert_eq!(
+        decide(&client, port, first["id"].as_i64().unwrap(), "reject").await,
+        200
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(enabled(&hub).await, "yes", "rejected: the host untouched");
+    assert!(!reboots.exists(), "rejected: no reboot");
+    assert_eq!(enabled_history(&hub).await, Vec::<String>::new());
+
+    // The next occurrence, approved: drained, rebooted and back, exactly once.
+    post(&client, port, &oom("0f0f0f0f0f0f0f0f")).await;
+    let second = planned_escalation(&client, port).await;
+    let id = second["id"].as_i64().unwrap();
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(decide(&client, port, id, "approve").await, 200);
+    let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+    let (state, outcome) = ended(&journal_db, id, 60).await;
+    assert_eq!(state, "succeeded", "{outcome}");
+    assert_eq!(std::fs::read_to_string(&reboots).unwrap(), "reboot\n");
+    assert_eq!(enabled(&hub).await, "yes");
+    assert_eq!(
+        enabled_history(&hub).await,
+        [
+            format!("{USER}: enabled: True -> False"),
+            format!("{USER}: enabled: False -> True"),
+        ],
+        "Koji's history shows the approved drain alone"
     );
 }
 
