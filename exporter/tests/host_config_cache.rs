@@ -4,9 +4,9 @@
 //! `remove-host-from-channel`, `disable-host`) show in the very next scrape, and so do a
 //! channel's new name and a builder's check-in (neither makes an event), while Koji's
 //! other changes (new tags) leave the kept configuration in use. Two cases the hub
-//! cannot be made to show are played in SQL (stand-ins, said so below): a change whose
-//! event id was taken before a later event committed, committing after it; and a host
-//! renamed by an administrator's SQL.
+//! cannot be made to show are played in SQL (stand-ins, said so below): a change (of a
+//! configuration, of a channel membership) whose event id was taken before a later event
+//! committed, committing after it; and a host renamed by an administrator's SQL.
 
 mod support;
 
@@ -196,6 +196,50 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     );
     let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
     assert!(info.contains("Capacity: 3.0"), "Koji agrees: {info}");
+
+    // The same for channel memberships: a transaction takes an event id, the hub adds the
+    // host to a channel under a later one and a scrape keeps that; then the first commits,
+    // under the earlier id, the host's move from `default` to Koji's own `createrepo` (as a
+    // multicall of removeHostFromChannel and addHostToChannel would): as many memberships
+    // as before, none newer than the latest.
+    let transaction = late.transaction().await.unwrap();
+    let event: i32 = transaction
+        .query_one("SELECT get_event()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    hub.koji_admin(&["add-host-to-channel", HOST, "signing"])
+        .await
+        .unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(info_label(&samples, "channels"), "default,signing");
+    transaction
+        .execute(
+            "UPDATE host_channels SET revoke_event = $1, revoker_id = 1, active = NULL
+              WHERE host_id = (SELECT id FROM host WHERE name = $2) AND active IS TRUE
+                AND channel_id = (SELECT id FROM channels WHERE name = 'default')",
+            &[&event, &HOST],
+        )
+        .await
+        .unwrap();
+    transaction
+        .execute(
+            "INSERT INTO host_channels (host_id, channel_id, create_event, creator_id)
+             SELECT h.id, c.id, $1, 1 FROM host h, channels c
+              WHERE h.name = $2 AND c.name = 'createrepo'",
+            &[&event, &HOST],
+        )
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let (_, samples) = scrape(&scraper).await;
+    assert_eq!(
+        info_label(&samples, "channels"),
+        "createrepo,signing",
+        "a move committed late under an earlier event is seen at once"
+    );
+    let info = hub.koji_anonymous(&["hostinfo", HOST]).await.unwrap();
+    assert!(info.contains("createrepo"), "Koji agrees: {info}");
 
     // Koji has no call that renames a host; an administrator's SQL can, without an event
     // (a stand-in by necessity). The kept configuration knows the old name and is read
