@@ -36,6 +36,15 @@ fn info_label(samples: &[Sample], label: &str) -> String {
         .unwrap_or_else(|| panic!("no koji_host_info for {HOST}"))
 }
 
+/// Takes an event id in `transaction` as Koji's calls do (`get_event()`), uncommitted.
+async fn take_event(transaction: &tokio_postgres::Transaction<'_>) -> i32 {
+    transaction
+        .query_one("SELECT get_event()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// `koji_exporter_host_config_reads_total`.
 fn config_reads(samples: &[Sample]) -> f64 {
     samples
@@ -151,11 +160,7 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     // did not move, yet the next scrape sees the change.
     let mut late = koji_testkit::test_db::connect(&db.url).await.unwrap();
     let transaction = late.transaction().await.unwrap();
-    let event: i32 = transaction
-        .query_one("SELECT get_event()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let event = take_event(&transaction).await;
     hub.koji_admin(&["enable-host", HOST]).await.unwrap();
     let (_, samples) = scrape(&scraper).await;
     assert_eq!(host_value(&samples, "koji_host_enabled"), Some(1.0));
@@ -203,11 +208,7 @@ async fn every_koji_change_shows_in_the_very_next_scrape() {
     // multicall of removeHostFromChannel and addHostToChannel would): as many memberships
     // as before, none newer than the latest.
     let transaction = late.transaction().await.unwrap();
-    let event: i32 = transaction
-        .query_one("SELECT get_event()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let event = take_event(&transaction).await;
     hub.koji_admin(&["add-host-to-channel", HOST, "signing"])
         .await
         .unwrap();

@@ -151,6 +151,45 @@ timeout = "30s"
     .unwrap();
 }
 
+/// One test's world: the builder's agent running, Koji's hub with the builder, a journal,
+/// and the central remediator's configuration written (`drain` timeout, `policy`) in
+/// `dir`. Fields drop in this order: the agent and the hub before their databases.
+struct World {
+    _agent: Process,
+    hub: KojiHub,
+    journal: TestDb,
+    _hub_db: TestDb,
+    /// Made by the test when the "rebooted" builder may check in again.
+    go_up: PathBuf,
+    /// What the agent's reboot command recorded.
+    reboots: PathBuf,
+    agent_port: u16,
+    dir: tempfile::TempDir,
+}
+
+async fn world(name: &str, drain: &str, policy: &str) -> World {
+    let hub_db = TestDb::empty(&format!("{name}_hub")).await.unwrap();
+    let hub = hub_with_builder(&hub_db).await;
+    let journal = TestDb::empty(&format!("{name}_journal")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let go_up = d.join("go-up");
+    let reboots = agent_config(d, &hub, &go_up);
+    let agent_port = free_port();
+    let agent = start(d, "agent", "agent.toml", agent_port);
+    central_config(d, &hub_db, &journal, agent_port, drain, policy);
+    World {
+        _agent: agent,
+        hub,
+        journal,
+        _hub_db: hub_db,
+        go_up,
+        reboots,
+        agent_port,
+        dir,
+    }
+}
+
 fn oom(fingerprint: &str) -> String {
     payload(
         false,
@@ -193,18 +232,12 @@ async fn ended(journal: &tokio_postgres::Client, id: i64, seconds: u64) -> (Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill() {
-    let db = TestDb::empty("drain_hub").await.unwrap();
-    let hub = hub_with_builder(&db).await;
-    let journal = TestDb::empty("drain_journal").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let go_up = d.join("go-up");
-    std::fs::write(&go_up, "").unwrap();
-    let reboots = agent_config(d, &hub, &go_up);
-    let agent_port = free_port();
-    let _agent = start(d, "agent", "agent.toml", agent_port);
-    central_config(d, &db, &journal, agent_port, "120s", "auto");
-    let task = open_task(&hub).await;
+    let world = world("drain", "120s", "auto").await;
+    let (hub, journal, reboots, agent_port) =
+        (&world.hub, &world.journal, &world.reboots, world.agent_port);
+    let d = world.dir.path();
+    std::fs::write(&world.go_up, "").unwrap();
+    let task = open_task(hub).await;
 
     let port = free_port();
     let first = start(d, "central-first", "remediator.toml", port);
@@ -212,7 +245,7 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
     let symptom = Instant::now();
     post(&client, port, &oom("0d0d0d0d0d0d0d0d")).await;
     wait_for("the host disabled", 30, || async {
-        (enabled(&hub).await == "no").then_some(())
+        (enabled(hub).await == "no").then_some(())
     })
     .await;
     let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
@@ -255,7 +288,7 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
     drop(first); // kill -9
     let _second = start(d, "central-second", "remediator.toml", port);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(enabled(&hub).await, "no", "still drained");
+    assert_eq!(enabled(hub).await, "no", "still drained");
     hub.builder_call(HOST, PASSWORD, "closeTask", json!([task, DONE]))
         .await
         .unwrap();
@@ -273,13 +306,13 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
         "{outcome}"
     );
     assert_eq!(
-        std::fs::read_to_string(&reboots).unwrap(),
+        std::fs::read_to_string(reboots).unwrap(),
         "reboot\n",
         "rebooted once, after the task closed"
     );
-    assert_eq!(enabled(&hub).await, "yes");
+    assert_eq!(enabled(hub).await, "yes");
     assert_eq!(
-        enabled_history(&hub).await,
+        enabled_history(hub).await,
         [
             format!("{USER}: enabled: True -> False"),
             format!("{USER}: enabled: False -> True"),
@@ -304,21 +337,14 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
         .unwrap();
     assert_eq!(answer["state"], "refused", "{answer}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(std::fs::read_to_string(&reboots).unwrap(), "reboot\n");
+    assert_eq!(std::fs::read_to_string(reboots).unwrap(), "reboot\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_step_fails() {
-    let db = TestDb::empty("drain_fail_hub").await.unwrap();
-    let hub = hub_with_builder(&db).await;
-    let journal = TestDb::empty("drain_fail_journal").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let go_up = d.join("go-up");
-    let reboots = agent_config(d, &hub, &go_up);
-    let agent_port = free_port();
-    let _agent = start(d, "agent", "agent.toml", agent_port);
-    central_config(d, &db, &journal, agent_port, "3s", "auto");
+    let world = world("drain_fail", "3s", "auto").await;
+    let (hub, journal, reboots, go_up) = (&world.hub, &world.journal, &world.reboots, &world.go_up);
+    let d = world.dir.path();
     let port = free_port();
     let _central = start(d, "central", "remediator.toml", port);
     let client = reqwest::Client::new();
@@ -334,7 +360,7 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
     // A task that outlasts the drain timeout: the host stays disabled, no reboot, and the
     // failure says what remains.
     hub.koji_admin(&["enable-host", HOST]).await.unwrap();
-    let task = open_task(&hub).await;
+    let task = open_task(hub).await;
     post(&client, port, &oom("2f2f2f2f2f2f2f2f")).await;
     let (state, outcome) = ended(&journal_db, 2, 30).await;
     assert_eq!(state, "failed", "{outcome}");
@@ -344,7 +370,7 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
             && outcome.contains(&format!("`koji enable-host {HOST}`")),
         "{outcome}"
     );
-    assert_eq!(enabled(&hub).await, "no");
+    assert_eq!(enabled(hub).await, "no");
     assert!(!reboots.exists(), "never rebooted");
 
     // Someone changes the host while it is down: not enabled over their change.
@@ -360,7 +386,7 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
     hub.koji_admin(&["edit-host", HOST, "--capacity", "3"])
         .await
         .unwrap();
-    std::fs::write(&go_up, "").unwrap();
+    std::fs::write(go_up, "").unwrap();
     let (state, outcome) = ended(&journal_db, 3, 60).await;
     assert_eq!(state, "failed", "{outcome}");
     assert!(
@@ -370,12 +396,12 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
         "{outcome}"
     );
     assert_eq!(
-        enabled(&hub).await,
+        enabled(hub).await,
         "no",
         "left as the administrator left it"
     );
     assert_eq!(
-        enabled_history(&hub).await,
+        enabled_history(hub).await,
         [
             "admin: enabled: True -> False".to_string(),
             "admin: enabled: False -> True".to_string(),
@@ -390,15 +416,8 @@ async fn a_drain_refuses_a_disabled_host_and_leaves_the_host_disabled_when_a_ste
 /// The escalation awaiting on-call's decision, once planned.
 async fn planned_escalation(client: &reqwest::Client, port: u16) -> serde_json::Value {
     wait_for("a planned escalation", 30, || async move {
-        let list: serde_json::Value = client
-            .get(format!("http://127.0.0.1:{port}/api/v1/escalations"))
-            .bearer_auth(support::API_TOKEN)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let url = format!("http://127.0.0.1:{port}/api/v1/escalations");
+        let list = koji_e2e::get_json(client, &url, Some(support::API_TOKEN)).await?;
         list.as_array()?
             .iter()
             .find(|e| e["state"] == "awaiting_approval" && e["plan"].is_string())
@@ -427,17 +446,10 @@ async fn decide(client: &reqwest::Client, port: u16, id: i64, verb: &str) -> u16
 /// rebooted; a rejection ends it so; an approved one drains, reboots and enables it, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
-    let db = TestDb::empty("drain_approve_hub").await.unwrap();
-    let hub = hub_with_builder(&db).await;
-    let journal = TestDb::empty("drain_approve_journal").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let go_up = d.join("go-up");
-    std::fs::write(&go_up, "").unwrap();
-    let reboots = agent_config(d, &hub, &go_up);
-    let agent_port = free_port();
-    let _agent = start(d, "agent", "agent.toml", agent_port);
-    central_config(d, &db, &journal, agent_port, "60s", "approve");
+    let world = world("drain_approve", "60s", "approve").await;
+    let (hub, journal, reboots) = (&world.hub, &world.journal, &world.reboots);
+    let d = world.dir.path();
+    std::fs::write(&world.go_up, "").unwrap();
     let port = free_port();
     let _central = start(d, "central", "remediator.toml", port);
     let client = reqwest::Client::new();
@@ -447,16 +459,16 @@ async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
     let plan = first["plan"].as_str().unwrap();
     assert!(plan.contains(HOST), "{first}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(enabled(&hub).await, "yes", "nothing before on-call decides");
+    assert_eq!(enabled(hub).await, "yes", "nothing before on-call decides");
     assert!(!reboots.exists(), "no reboot before on-call decides");
     assert_eq!(
         decide(&client, port, first["id"].as_i64().unwrap(), "reject").await,
         200
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(enabled(&hub).await, "yes", "rejected: the host untouched");
+    assert_eq!(enabled(hub).await, "yes", "rejected: the host untouched");
     assert!(!reboots.exists(), "rejected: no reboot");
-    assert_eq!(enabled_history(&hub).await, Vec::<String>::new());
+    assert_eq!(enabled_history(hub).await, Vec::<String>::new());
 
     // The next occurrence, approved: drained, rebooted and back, exactly once.
     post(&client, port, &oom("0f0f0f0f0f0f0f0f")).await;
@@ -467,10 +479,10 @@ async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
     let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
     let (state, outcome) = ended(&journal_db, id, 60).await;
     assert_eq!(state, "succeeded", "{outcome}");
-    assert_eq!(std::fs::read_to_string(&reboots).unwrap(), "reboot\n");
-    assert_eq!(enabled(&hub).await, "yes");
+    assert_eq!(std::fs::read_to_string(reboots).unwrap(), "reboot\n");
+    assert_eq!(enabled(hub).await, "yes");
     assert_eq!(
-        enabled_history(&hub).await,
+        enabled_history(hub).await,
         [
             format!("{USER}: enabled: True -> False"),
             format!("{USER}: enabled: False -> True"),
