@@ -230,13 +230,31 @@ async fn ended(journal: &tokio_postgres::Client, id: i64, seconds: u64) -> (Stri
     .await
 }
 
+/// Lets the "rebooted" builder check in again once run `id` has seen it down (its saved
+/// progress): a real reboot keeps a builder down for minutes, longer than any poll, where
+/// the script alone would bring it back within a second, before a loaded machine polls.
+async fn up_once_seen_down(journal: &tokio_postgres::Client, id: i64, go_up: &Path) {
+    wait_for("the host seen down", 60, || async move {
+        let row = journal
+            .query_opt(
+                "SELECT progress FROM koji_remediator.action_runs WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .ok()??;
+        let progress: Option<serde_json::Value> = row.get(0);
+        progress?["seen_down_at"].as_f64().map(|_| ())
+    })
+    .await;
+    std::fs::write(go_up, "").unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill() {
     let world = world("drain", "120s", "auto").await;
     let (hub, journal, reboots, agent_port) =
         (&world.hub, &world.journal, &world.reboots, world.agent_port);
     let d = world.dir.path();
-    std::fs::write(&world.go_up, "").unwrap();
     let task = open_task(hub).await;
 
     let port = free_port();
@@ -292,6 +310,7 @@ async fn a_builder_is_drained_rebooted_and_enabled_again_across_a_central_kill()
     hub.builder_call(HOST, PASSWORD, "closeTask", json!([task, DONE]))
         .await
         .unwrap();
+    up_once_seen_down(&journal_db, id, &world.go_up).await;
     let (state, outcome) = ended(&journal_db, id, 60).await;
     println!(
         "OOM alert to builder back in service: {:.1} s",
@@ -449,7 +468,6 @@ async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
     let world = world("drain_approve", "60s", "approve").await;
     let (hub, journal, reboots) = (&world.hub, &world.journal, &world.reboots);
     let d = world.dir.path();
-    std::fs::write(&world.go_up, "").unwrap();
     let port = free_port();
     let _central = start(d, "central", "remediator.toml", port);
     let client = reqwest::Client::new();
@@ -477,6 +495,7 @@ async fn a_drain_waits_for_on_call_and_a_rejected_one_changes_nothing() {
     assert_ne!(second["id"], first["id"]);
     assert_eq!(decide(&client, port, id, "approve").await, 200);
     let journal_db = koji_testkit::test_db::connect(&journal.url).await.unwrap();
+    up_once_seen_down(&journal_db, id, &world.go_up).await;
     let (state, outcome) = ended(&journal_db, id, 60).await;
     assert_eq!(state, "succeeded", "{outcome}");
     assert_eq!(std::fs::read_to_string(reboots).unwrap(), "reboot\n");

@@ -65,15 +65,19 @@ async fn a_first_oom_drains_reboots_and_enables_the_builder_again() {
     let proc = koji_e2e::builder_procfs(d);
     write_oom_kills(&proc, 7);
 
-    // The builder's agent: its reboot command records the call, then plays the machine.
+    // The builder's agent: its reboot command records the call, then plays the machine,
+    // staying down (as a real reboot does for minutes) until the test has seen the drain
+    // notice it down.
+    let go_up = d.join("go-up");
     let reboots = hub.write_rebooting_agent(
         d,
         HOST,
         PASSWORD,
         FORWARD_TOKEN,
         &format!(
-            "sed -i 's/^oom_kill .*/oom_kill 0/' '{}'",
-            proc.join("vmstat").display()
+            "sed -i 's/^oom_kill .*/oom_kill 0/' '{}'\nwhile [ ! -e '{}' ]; do sleep 0.1; done",
+            proc.join("vmstat").display(),
+            go_up.display()
         ),
     );
     std::fs::write(d.join("forwarding.token"), FORWARD_TOKEN).unwrap();
@@ -171,8 +175,14 @@ attempts = 1
         &all,
         || async {
             let runs = get_json(&client, &journal_url, Some(API_TOKEN)).await?;
-            runs.as_array()?
+            let runs = runs.as_array()?;
+            if runs
                 .iter()
+                .any(|run| run["progress"]["seen_down_at"].is_number())
+            {
+                std::fs::write(&go_up, "").unwrap();
+            }
+            runs.iter()
                 .find(|run| {
                     !matches!(
                         run["state"].as_str(),
